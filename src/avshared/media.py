@@ -1,0 +1,141 @@
+"""Reading, writing and probing CREMA-D's media files by path: WAV through soundfile, FLV through OpenCV.
+
+This is the one place where avshared touches media files directly (decoding thousands of clips in a
+worker pool does not fit Kedro datasets); every other module goes through these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import soundfile as sf
+
+
+class MediaError(RuntimeError):
+    """A media file is missing, unreadable or empty; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Header facts of a sound file, without decoding its samples."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise MediaError(f"cannot read audio {path}: {err}") from err
+    return AudioInfo(info.samplerate, info.channels, info.frames, info.subtype)
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a sound file to float32 samples in [-1, 1], shaped (channels, samples)."""
+    try:
+        samples, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise MediaError(f"cannot read audio {path}: {err}") from err
+    return np.ascontiguousarray(samples.T), sample_rate
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono (samples,) or (channels, samples) float audio as 16-bit PCM WAV, as CREMA-D stores it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = samples.T if samples.ndim == 2 else samples
+    sf.write(str(path), np.clip(data, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+
+
+def _open_video(path: str | Path) -> cv2.VideoCapture:
+    if not Path(path).is_file():
+        raise MediaError(f"cannot read video {path}: no such file")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise MediaError(f"cannot read video {path}: OpenCV could not open it")
+    return capture
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Container facts of a video: frame count, fps and size, without decoding frames."""
+    capture = _open_video(path)
+    try:
+        return VideoInfo(
+            frame_count=max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
+            fps=float(capture.get(cv2.CAP_PROP_FPS)),
+            width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+    finally:
+        capture.release()
+
+
+def read_frames(path: str | Path, indices: Sequence[int]) -> list[np.ndarray | None]:
+    """Decode the frames at ``indices`` (sorted or not) as RGB uint8 (H, W, 3); None where decoding fails.
+
+    Frames are read sequentially and only the requested ones are converted, which is faster than
+    seeking in FLV (whose seeks are imprecise) and never holds more than the requested frames.
+    """
+    wanted = sorted(set(int(i) for i in indices))
+    found: dict[int, np.ndarray] = {}
+    capture = _open_video(path)
+    try:
+        position = 0
+        for target in wanted:
+            while position < target:
+                if not capture.grab():
+                    return [found.get(i) for i in indices]
+                position += 1
+            ok, frame = capture.read()
+            position += 1
+            if not ok:
+                break
+            found[target] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+    return [found.get(int(i)) for i in indices]
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> None:
+    """Write RGB uint8 frames (H, W, 3) as a Flash video (FLV1 codec), CREMA-D's presentation format."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    try:
+        for frame in frames:
+            if writer is None:
+                height, width = frame.shape[:2]
+                writer = cv2.VideoWriter(
+                    str(path), cv2.VideoWriter_fourcc(*"FLV1"), fps, (width, height)
+                )
+                if not writer.isOpened():
+                    raise MediaError(f"OpenCV cannot write FLV to {path}")
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise MediaError(f"no frames given for {path}: a video needs at least one")
