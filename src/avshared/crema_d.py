@@ -1,4 +1,4 @@
-"""CREMA-D's vocabulary: file-name grammar, emotions, levels, sentences, rating modalities and layout.
+"""CREMA-D's vocabulary: file-name grammar, emotions, levels, sentences, rating modalities, layout.
 
 Everything here is a fact of the dataset (Cao et al., 2014, and the dataset's README), shared by the
 pipelines that read a CREMA-D root, whether it holds the real corpus or the generated demo one.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 #: The six acted emotions, in the order used for class indices everywhere in avshared.
 EMOTIONS: tuple[str, ...] = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
-#: One-letter codes of the ratings files (tabulatedVotes.csv, summaryTable.csv, finishedResponses.csv).
+#: One-letter codes of the ratings files (tabulatedVotes, summaryTable, finishedResponses).
 EMOTION_LETTERS: dict[str, str] = {
     "ANG": "A",
     "DIS": "D",
@@ -46,6 +46,20 @@ SENTENCES: dict[str, str] = {
 }
 #: The only sentence recorded at the four levels; the others are XX only.
 LEVELLED_SENTENCE = "IEO"
+
+#: The 91 actors' ids.
+ACTOR_IDS: tuple[int, ...] = tuple(range(1001, 1092))
+#: Clips of the full actor x sentence x emotion grid that the corpus does not have (7,462 - 20 =
+#: 7,442): found by comparing the grid with SentenceFilenames.csv.
+ABSENT_CLIPS: frozenset[str] = frozenset(
+    {
+        "1002_TIE_NEU_XX",
+        "1076_ITS_NEU_XX",
+        *(f"1008_WSI_{emotion}_XX" for emotion in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")),
+        *(f"1009_MTI_{emotion}_XX" for emotion in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")),
+        *(f"1019_ITH_{emotion}_XX" for emotion in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")),
+    }
+)
 
 #: Crowd rating modalities and their `queryType` in the ratings files.
 MODALITIES: tuple[str, ...] = ("voice", "face", "audiovisual")
@@ -89,12 +103,15 @@ def parse_clip_id(name: str) -> ClipId:
     match = _CLIP_ID.match(name)
     if match is None:
         raise ValueError(
-            f"{name!r} is not a CREMA-D clip name: expected <4-digit actor>_<sentence>_<emotion>_<level>, "
+            f"{name!r} is not a CREMA-D clip name: expected "
+            "<4-digit actor>_<sentence>_<emotion>_<level>, "
             "for example 1001_DFA_ANG_XX"
         )
     parts = match.groupdict()
     if parts["sentence"] not in SENTENCES:
-        raise ValueError(f"{name!r}: unknown sentence {parts['sentence']!r}; known: {sorted(SENTENCES)}")
+        raise ValueError(
+            f"{name!r}: unknown sentence {parts['sentence']!r}; known: {sorted(SENTENCES)}"
+        )
     if parts["emotion"] not in EMOTIONS:
         raise ValueError(f"{name!r}: unknown emotion {parts['emotion']!r}; known: {list(EMOTIONS)}")
     if parts["level"] not in LEVELS:
@@ -110,8 +127,19 @@ def video_path(root: str | Path, clip_id: str) -> Path:
     return Path(root) / VIDEO_DIR / f"{clip_id}.flv"
 
 
+#: A file that the demo_data pipeline writes first into the root it generates: results computed
+#: from a root holding it are demo results, and only such a root may be rewritten by the generator.
+DEMO_MARKER_FILE = ".avshared-demo"
+
+
+def is_demo_root(root: str | Path) -> bool:
+    """True when ``root`` holds the generated demo corpus rather than CREMA-D's recordings."""
+    return (Path(root) / DEMO_MARKER_FILE).is_file()
+
+
 MISSING_ROOT_HELP = (
-    "Get CREMA-D with `git lfs clone https://github.com/CheyneyComputerScience/CREMA-D.git` and set "
+    "Get CREMA-D with `git lfs clone https://github.com/CheyneyComputerScience/CREMA-D.git` "
+    "and set "
     "`crema_d_root` in conf/local/globals.yml (or pass --params=crema_d_root=/path/to/CREMA-D), "
     "or generate the demo corpus with `kedro run --pipelines=demo_data`."
 )

@@ -1,4 +1,4 @@
-"""Reading, writing and probing CREMA-D's media files by path: WAV through soundfile, FLV through OpenCV.
+"""Reading, writing and probing CREMA-D's media files by path: WAV with soundfile, FLV with OpenCV.
 
 This is the one place where avshared touches media files directly (decoding thousands of clips in a
 worker pool does not fit Kedro datasets); every other module goes through these functions.
@@ -43,6 +43,19 @@ class VideoInfo:
         return self.frame_count / self.fps if self.fps > 0 else 0.0
 
 
+#: How a Git LFS pointer starts: a download without `git lfs` leaves these text stubs for the media.
+_LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
+
+
+def is_lfs_pointer(path: str | Path) -> bool:
+    """True when ``path`` is a Git LFS pointer (a small text stub) instead of the media itself."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(_LFS_POINTER_PREFIX)) == _LFS_POINTER_PREFIX
+    except OSError:
+        return False
+
+
 def probe_audio(path: str | Path) -> AudioInfo:
     """Header facts of a sound file, without decoding its samples."""
     try:
@@ -62,7 +75,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write mono (samples,) or (channels, samples) float audio as 16-bit PCM WAV, as CREMA-D stores it."""
+    """Write mono (samples,) or (channels, samples) float audio as 16-bit PCM WAV (as CREMA-D)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = samples.T if samples.ndim == 2 else samples
@@ -93,8 +106,23 @@ def probe_video(path: str | Path) -> VideoInfo:
         capture.release()
 
 
+def count_frames(path: str | Path) -> int:
+    """How many frames actually decode, for containers whose frame count is missing or wrong.
+
+    Walks the whole stream without converting any frame, so it costs a decode of the clip.
+    """
+    capture = _open_video(path)
+    try:
+        count = 0
+        while capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
+
+
 def read_frames(path: str | Path, indices: Sequence[int]) -> list[np.ndarray | None]:
-    """Decode the frames at ``indices`` (sorted or not) as RGB uint8 (H, W, 3); None where decoding fails.
+    """Decode the frames at ``indices`` (any order) as RGB uint8 (H, W, 3); None where one fails.
 
     Frames are read sequentially and only the requested ones are converted, which is faster than
     seeking in FLV (whose seeks are imprecise) and never holds more than the requested frames.
@@ -119,8 +147,15 @@ def read_frames(path: str | Path, indices: Sequence[int]) -> list[np.ndarray | N
     return [found.get(int(i)) for i in indices]
 
 
+#: FLV's own tag for its Sorenson H.263 codec ("FLV1"); the fourcc "FLV1" selects the same codec and
+#: bytes, but makes OpenCV's FFmpeg backend print a "tag not supported" warning on every file.
+_FLV1_CODEC_TAG = 2
+#: The 9-byte FLV header (signature, version 1, video flag, header size), then PreviousTagSize0 = 0.
+_FLV_HEADER = b"FLV\x01\x01\x00\x00\x00\x09\x00\x00\x00\x00"
+
+
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> None:
-    """Write RGB uint8 frames (H, W, 3) as a Flash video (FLV1 codec), CREMA-D's presentation format."""
+    """Write RGB uint8 frames (H, W, 3) as Flash video (FLV1), CREMA-D's presentation format."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = None
@@ -128,9 +163,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> N
         for frame in frames:
             if writer is None:
                 height, width = frame.shape[:2]
-                writer = cv2.VideoWriter(
-                    str(path), cv2.VideoWriter_fourcc(*"FLV1"), fps, (width, height)
-                )
+                writer = cv2.VideoWriter(str(path), _FLV1_CODEC_TAG, fps, (width, height))
                 if not writer.isOpened():
                     raise MediaError(f"OpenCV cannot write FLV to {path}")
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -139,3 +172,14 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> N
             writer.release()
     if writer is None:
         raise MediaError(f"no frames given for {path}: a video needs at least one")
+
+
+def write_empty_video(path: str | Path) -> None:
+    """Write a Flash video with a valid header and no frames: a clip "with no duration".
+
+    CREMA-D has such a file (1064_TIE_SAD_XX.flv); the demo corpus reproduces it with this, and
+    probe_video / read_frames raise MediaError on it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_FLV_HEADER)
