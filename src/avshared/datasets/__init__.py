@@ -1,0 +1,1 @@
+"""Kedro datasets of the project's own, for formats that kedro-datasets does not cover."""

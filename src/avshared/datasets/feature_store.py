@@ -1,0 +1,296 @@
+"""Per-clip feature arrays too large to load at once: .npy shards on disk, read memory-mapped.
+
+A store holds one fixed-shape array per clip (a log-mel spectrogram, a stack of face crops) and the
+clip id of every row, so labels always join by id, never by position. Layout of one store
+directory::
+
+    index.json        clip ids in row order, dtype, item shape, shard sizes, attrs, issues
+    shard-00000.npy   rows 0 .. n0-1, shape (n0, *item_shape)
+    shard-00001.npy   ...
+
+``FeatureStoreDataset.save`` consumes an iterable of ``FeatureItem`` (or ``(clip_id, array)`` pairs,
+or a mapping) one item at a time and keeps at most one shard in memory, so a node can hand it a
+lazily evaluated stream and peak memory stays bounded however many clips there are. Items whose
+array is None are clips the extractor rejected: they are not stored, but their issues are, and so is
+every issue of a stored clip (``FeatureStore.issues``). The directory is written under a temporary
+name and renamed when complete, so a failed run never leaves a half-written version behind (and,
+unversioned, a failed save keeps the previous store).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+
+INDEX_FILE = "index.json"
+FORMAT_VERSION = 1
+ISSUE_COLUMNS = ["clip_id", "issue", "action"]
+
+
+@dataclass(frozen=True)
+class FeatureIssue:
+    """A defect of one clip (``issue``) and what the extractor did about it (``action``)."""
+
+    issue: str
+    action: str
+
+
+@dataclass(frozen=True)
+class FeatureItem:
+    """One clip's features; ``array`` is None when the clip was rejected (``issues`` say why)."""
+
+    clip_id: str
+    array: np.ndarray | None
+    issues: tuple[FeatureIssue, ...] = ()
+
+
+class FeatureStore:
+    """Read-only, memory-mapped view of a saved store: ``store.get(clip_id)`` or ``store[i]``.
+
+    Shards are opened lazily with ``np.load(mmap_mode="r")``, so loading a store reads only its
+    index, and the arrays returned are read-only views into the files (copy them to modify).
+    Pickling a store (as a DataLoader does for worker processes) carries its path and index, not its
+    data.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        index_path = self.directory / INDEX_FILE
+        try:
+            index = json.loads(index_path.read_text())
+        except FileNotFoundError as err:
+            raise DatasetError(
+                f"{self.directory} is not a feature store: {INDEX_FILE} is missing "
+                "(an interrupted save leaves no directory, so this one was made by something else)"
+            ) from err
+        if index.get("format_version") != FORMAT_VERSION:
+            raise DatasetError(
+                f"{index_path} has format version {index.get('format_version')}, this code reads "
+                f"{FORMAT_VERSION}: re-run the features pipeline to rebuild the store"
+            )
+        self.clip_ids: tuple[str, ...] = tuple(index["clip_ids"])
+        self.dtype = np.dtype(index["dtype"])
+        self.item_shape: tuple[int, ...] = tuple(index["item_shape"])
+        self.attrs: dict[str, Any] = index["attrs"]
+        self.issues = pd.DataFrame(index["issues"], columns=ISSUE_COLUMNS)
+        self._shard_files: list[str] = [shard["file"] for shard in index["shards"]]
+        self._shard_starts = np.cumsum([0] + [shard["rows"] for shard in index["shards"]])
+        self._rows = {clip_id: row for row, clip_id in enumerate(self.clip_ids)}
+        self._shards: list[np.ndarray | None] = [None] * len(self._shard_files)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.clip_ids), *self.item_shape)
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __contains__(self, clip_id: object) -> bool:
+        return clip_id in self._rows
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        if not -len(self) <= row < len(self):
+            raise IndexError(f"row {row} out of range for a store of {len(self)} clips")
+        row %= len(self)
+        shard = int(np.searchsorted(self._shard_starts, row, side="right")) - 1
+        return self._shard(shard)[row - self._shard_starts[shard]]
+
+    def get(self, clip_id: str) -> np.ndarray:
+        """The array stored for ``clip_id``; KeyError if the clip is not in the store."""
+        try:
+            row = self._rows[clip_id]
+        except KeyError:
+            raise KeyError(
+                f"clip {clip_id!r} is not in the feature store {self.directory}; it may have been "
+                "rejected during extraction (see the store's issues / features_report)"
+            ) from None
+        return self[row]
+
+    def row_of(self, clip_id: str) -> int:
+        return self._rows[clip_id]
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(clip_id, array) for every stored clip, in row order."""
+        for row, clip_id in enumerate(self.clip_ids):
+            yield clip_id, self[row]
+
+    def _shard(self, shard: int) -> np.ndarray:
+        array = self._shards[shard]
+        if array is None:
+            array = np.load(self.directory / self._shard_files[shard], mmap_mode="r")
+            self._shards[shard] = array
+        return array
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_shards"] = [None] * len(self._shard_files)
+        return state
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureStore({str(self.directory)!r}, clips={len(self)}, "
+            f"item_shape={self.item_shape}, dtype={self.dtype})"
+        )
+
+
+def _as_items(data: Iterable[Any] | Mapping[str, np.ndarray]) -> Iterator[FeatureItem]:
+    if isinstance(data, Mapping):
+        data = data.items()
+    for entry in data:
+        if isinstance(entry, FeatureItem):
+            yield entry
+        else:
+            clip_id, array = entry
+            yield FeatureItem(str(clip_id), array)
+
+
+class _ShardWriter:
+    """Buffers rows of one shard in memory and writes it as .npy when full (or at the end)."""
+
+    def __init__(self, directory: Path, shard_bytes: int):
+        self.directory = directory
+        self.shard_bytes = shard_bytes
+        self.item_shape: tuple[int, ...] | None = None
+        self.dtype: np.dtype | None = None
+        self.shards: list[dict[str, Any]] = []
+        self._buffer: np.ndarray | None = None
+        self._filled = 0
+
+    def append(self, clip_id: str, array: np.ndarray) -> None:
+        if self._buffer is None and self.item_shape is None:
+            self.item_shape, self.dtype = tuple(array.shape), array.dtype
+        if tuple(array.shape) != self.item_shape or array.dtype != self.dtype:
+            raise DatasetError(
+                f"clip {clip_id!r} has shape {array.shape} and dtype {array.dtype}, but the store "
+                f"holds {self.item_shape} {self.dtype}: all clips must have one shape and dtype"
+            )
+        if self._buffer is None:
+            rows = max(1, self.shard_bytes // max(array.nbytes, 1))
+            self._buffer = np.empty((rows, *self.item_shape), dtype=self.dtype)
+        self._buffer[self._filled] = array
+        self._filled += 1
+        if self._filled == len(self._buffer):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._filled:
+            return
+        name = f"shard-{len(self.shards):05d}.npy"
+        np.save(self.directory / name, self._buffer[: self._filled])
+        self.shards.append({"file": name, "rows": self._filled})
+        self._filled = 0
+
+
+def write_feature_store(
+    directory: str | Path,
+    data: Iterable[Any] | Mapping[str, np.ndarray],
+    shard_bytes: int = 64 * 2**20,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a store to ``directory`` (replacing an old one), consuming ``data`` item by item."""
+    final = Path(directory)
+    partial = final.with_name(f"{final.name}.partial-{os.getpid()}")
+    replaced = final.with_name(f"{final.name}.replaced-{os.getpid()}")
+    partial.mkdir(parents=True)
+    try:
+        writer = _ShardWriter(partial, shard_bytes)
+        clip_ids: list[str] = []
+        seen: set[str] = set()
+        issues: list[dict[str, str]] = []
+        for item in _as_items(data):
+            if item.clip_id in seen:
+                raise DatasetError(f"clip {item.clip_id!r} appears twice in the data to save")
+            seen.add(item.clip_id)
+            issues += [
+                {"clip_id": item.clip_id, "issue": i.issue, "action": i.action} for i in item.issues
+            ]
+            if item.array is not None:
+                writer.append(item.clip_id, np.asarray(item.array))
+                clip_ids.append(item.clip_id)
+        writer.flush()
+        if not clip_ids:
+            examples = "; ".join(f"{i['clip_id']}: {i['issue']}" for i in issues[:5])
+            raise DatasetError(
+                f"no clip produced features ({len(seen)} given, all rejected"
+                f"{': ' if examples else ''}{examples}); check that crema_d_root points at a "
+                "corpus with readable media"
+            )
+        index = {
+            "format_version": FORMAT_VERSION,
+            "dtype": np.dtype(writer.dtype).str,
+            "item_shape": list(writer.item_shape or ()),
+            "clip_ids": clip_ids,
+            "shards": writer.shards,
+            "attrs": dict(attrs or {}),
+            "issues": issues,
+        }
+        (partial / INDEX_FILE).write_text(json.dumps(index))
+        if final.exists():
+            final.rename(replaced)
+        partial.rename(final)
+        shutil.rmtree(replaced, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
+    """Kedro dataset for a ``FeatureStore`` directory on the local file system, versionable.
+
+    ``save`` takes any iterable of ``FeatureItem`` or ``(clip_id, array)`` pairs, or a mapping from
+    clip id to array, and stores ``data.attrs`` too when the object has one (provenance: parameters,
+    array layout). ``load`` returns a memory-mapped ``FeatureStore``.
+
+    Example catalog entry::
+
+        log_mel_spectrograms:
+          type: avshared.datasets.feature_store.FeatureStoreDataset
+          filepath: data/04_feature/log_mel_spectrograms
+          versioned: true
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        shard_size_mb: float = 64,
+        metadata: dict[str, Any] | None = None,
+    ):
+        """
+        Args:
+            filepath: The store's directory (local file system only: shards are memory-mapped).
+            version: Kedro's version (set from ``versioned: true`` in the catalog).
+            shard_size_mb: Largest shard, which is also the most that ``save`` buffers in memory.
+            metadata: Free-form metadata for kedro-viz and hooks; not used by the dataset.
+        """
+        super().__init__(filepath=PurePosixPath(filepath), version=version)
+        self._shard_bytes = int(shard_size_mb * 2**20)
+        self.metadata = metadata
+
+    def load(self) -> FeatureStore:
+        return FeatureStore(Path(self._get_load_path()))
+
+    def save(self, data: Iterable[Any] | Mapping[str, np.ndarray]) -> None:
+        save_path = Path(self._get_save_path())
+        attrs = getattr(data, "attrs", None)
+        write_feature_store(save_path, data, self._shard_bytes, attrs)
+
+    def _exists(self) -> bool:
+        return (Path(self._get_load_path()) / INDEX_FILE).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": str(self._filepath),
+            "version": self._version,
+            "shard_size_mb": self._shard_bytes / 2**20,
+        }

@@ -1,0 +1,164 @@
+"""Face frames: frame sampling, face finding and cropping on generated videos, and every defect."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from avshared import media
+from avshared.features import video
+from avshared.features.video import (
+    FaceFramesConfig,
+    centre_box,
+    extract_clip_face_frames,
+    sample_frame_indices,
+    square_box,
+)
+
+SKIN_RGB = (224, 172, 140)
+WIDTH, HEIGHT = 480, 360
+#: The face of the generated clips: an ellipse right of and above the frame's centre.
+FACE_CENTRE, FACE_AXES = (290, 150), (45, 60)
+
+
+def background_level(index: int) -> int:
+    """Grey level of frame ``index``'s background: a marker of the frame, readable after coding."""
+    return 20 + 8 * index
+
+
+def write_clip(path, frame_count: int, face: bool = True) -> None:
+    frames = []
+    for index in range(frame_count):
+        frame = np.full((HEIGHT, WIDTH, 3), background_level(index), dtype=np.uint8)
+        if face:
+            cv2.ellipse(frame, FACE_CENTRE, FACE_AXES, 0, 0, 360, SKIN_RGB, -1)
+        frames.append(frame)
+    media.write_video(path, frames, 30.0)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("video")
+    write_clip(root / "face.flv", 24)
+    write_clip(root / "short.flv", 3)
+    write_clip(root / "no_face.flv", 24, face=False)
+    (root / "broken.flv").write_bytes(b"FLV\x01 this is no video")
+    return root
+
+
+def job(clips, name: str) -> tuple[str, str]:
+    return ("1001_DFA_ANG_XX", str(clips / f"{name}.flv"))
+
+
+def test_sampled_frames_are_the_middles_of_equal_spans():
+    assert sample_frame_indices(80, 8) == [5, 15, 25, 35, 45, 55, 65, 75]
+    assert sample_frame_indices(24, 8) == [1, 4, 7, 10, 13, 16, 19, 22]
+    # Fewer frames than asked: each frame is repeated, in order.
+    assert sample_frame_indices(3, 8) == [0, 0, 0, 1, 1, 2, 2, 2]
+    indices = sample_frame_indices(1800, 8)
+    assert indices == sorted(indices) and indices[0] > 0 and indices[-1] < 1800
+
+
+def test_the_crop_holds_the_face_and_the_frames_come_in_sampled_order(clips):
+    config = FaceFramesConfig(num_frames=8, size=112, margin=0.2)
+    item = extract_clip_face_frames(job(clips, "face"), config)
+    assert item.issues == ()
+    assert item.array.shape == (8, 3, 112, 112)
+    assert item.array.dtype == np.uint8
+
+    frames = item.array.transpose(0, 2, 3, 1).astype(int)
+    # The face fills the middle of every crop: skin-coloured at the centre...
+    centre = frames[:, 48:64, 48:64].reshape(8, -1, 3).mean(axis=1)
+    np.testing.assert_allclose(centre, np.tile(SKIN_RGB, (8, 1)), atol=12)
+    # ...and the margin around it is background, whose grey level tells which frame it came from.
+    corner = frames[:, :6, :6].mean(axis=(1, 2, 3))
+    expected = [background_level(index) for index in sample_frame_indices(24, 8)]
+    np.testing.assert_allclose(corner, expected, atol=4)
+
+
+def test_the_face_box_is_found_around_an_off_centre_face(clips):
+    frames, _, _ = video.read_sampled_frames(str(clips / "face.flv"), 4)
+    box = video.clip_face_box(frames, FaceFramesConfig())
+    (cx, cy), (ax, ay) = FACE_CENTRE, FACE_AXES
+    assert box == pytest.approx((cx - ax, cy - ay, cx + ax + 1, cy + ay + 1), abs=3)
+
+
+def test_square_box_adds_the_margin_and_stays_in_the_frame():
+    assert square_box((100, 100, 140, 180), 0.25, 480, 360) == (60, 80, 180, 200)
+    # Near the edge the square is shifted inside rather than cut.
+    assert square_box((0, 300, 40, 360), 0.25, 480, 360) == (0, 270, 90, 360)
+    # Larger than the frame: shrunk to its height.
+    assert square_box((0, 0, 480, 360), 0.5, 480, 360) == (60, 0, 420, 360)
+
+
+def test_the_centre_detector_always_uses_the_fixed_crop(clips):
+    config = FaceFramesConfig(face_detector="centre", centre_x=0.5, centre_y=0.5, centre_side=0.5)
+    assert centre_box(WIDTH, HEIGHT, config) == (150, 90, 330, 270)
+    item = extract_clip_face_frames(job(clips, "no_face"), config)
+    assert item.issues == () and item.array.shape == (8, 3, 112, 112)
+
+
+@pytest.mark.parametrize(
+    ("policy", "action", "frames_kept"),
+    [("repeat", "repeated_frames", 8), ("reject", "rejected", 0)],
+)
+def test_a_short_video_is_repeated_or_rejected(clips, policy, action, frames_kept):
+    item = extract_clip_face_frames(job(clips, "short"), FaceFramesConfig(on_short_video=policy))
+    assert [(i.issue, i.action) for i in item.issues] == [("short_video", action)]
+    if frames_kept:
+        levels = item.array[:, :, :4, :4].mean(axis=(1, 2, 3))
+        expected = [background_level(index) for index in (0, 0, 0, 1, 1, 2, 2, 2)]
+        np.testing.assert_allclose(levels, expected, atol=4)
+    else:
+        assert item.array is None
+
+
+def test_no_face_is_handled_per_policy(clips):
+    def run(policy):
+        return extract_clip_face_frames(job(clips, "no_face"), FaceFramesConfig(on_no_face=policy))
+
+    full, centred, rejected = run("full_frame"), run("centre_crop"), run("reject")
+    assert [(i.issue, i.action) for i in full.issues] == [("no_face", "full_frame")]
+    assert [(i.issue, i.action) for i in centred.issues] == [("no_face", "centre_crop")]
+    assert [(i.issue, i.action) for i in rejected.issues] == [("no_face", "rejected")]
+    assert rejected.array is None
+    # Letterboxed full frame: black bars above and below the 4:3 picture; the centre crop has none.
+    assert full.array[:, :, :10].max() == 0
+    assert full.array[:, :, 56].min() > 0
+    assert centred.array.min() > 0
+
+
+def test_an_undecodable_or_missing_video_is_rejected(clips):
+    for name in ("broken", "missing"):
+        item = extract_clip_face_frames(job(clips, name), FaceFramesConfig())
+        assert item.array is None
+        assert item.issues[-1].issue == "undecodable"
+        assert item.issues[-1].action == "rejected"
+
+
+def test_a_wrong_frame_count_in_the_container_is_recounted(clips, monkeypatch):
+    real_probe = media.probe_video
+
+    def overstated(path):
+        info = real_probe(path)
+        return media.VideoInfo(info.frame_count * 3, info.fps, info.width, info.height)
+
+    monkeypatch.setattr(media, "probe_video", overstated)
+    item = extract_clip_face_frames(job(clips, "face"), FaceFramesConfig())
+    assert [(i.issue, i.action) for i in item.issues] == [("frame_count_mismatch", "recounted")]
+    levels = item.array[:, :, :4, :4].mean(axis=(1, 2, 3))
+    expected = [background_level(index) for index in sample_frame_indices(24, 8)]
+    np.testing.assert_allclose(levels, expected, atol=4)
+
+
+def test_count_frames_counts_what_decodes(clips):
+    assert media.count_frames(clips / "face.flv") == 24
+    assert media.count_frames(clips / "short.flv") == 3
+
+
+def test_bad_policies_are_refused_with_the_allowed_values():
+    with pytest.raises(ValueError, match="repeat"):
+        FaceFramesConfig(on_short_video="loop")
+    with pytest.raises(ValueError, match="centre_crop"):
+        FaceFramesConfig(on_no_face="skip")
