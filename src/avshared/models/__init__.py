@@ -1,0 +1,27 @@
+"""Plain torch.nn modules: modality embeddings, the shared encoder, heads and the baseline."""
+
+from avshared.models.baseline import SeparateEncodersClassifier
+from avshared.models.builder import MODEL_KINDS, build_model, count_parameters
+from avshared.models.classifier import MODALITY_ORDER, EmotionClassifier, parse_modalities
+from avshared.models.config import PRESETS, ModelConfig
+from avshared.models.embeddings import AudioPatchEmbedding, VideoPatchEmbedding
+from avshared.models.encoder import SharedEncoder
+from avshared.models.head import ClassificationHead
+from avshared.models.shared import SharedEncoderClassifier
+
+__all__ = [
+    "MODALITY_ORDER",
+    "MODEL_KINDS",
+    "PRESETS",
+    "AudioPatchEmbedding",
+    "ClassificationHead",
+    "EmotionClassifier",
+    "ModelConfig",
+    "SeparateEncodersClassifier",
+    "SharedEncoder",
+    "SharedEncoderClassifier",
+    "VideoPatchEmbedding",
+    "build_model",
+    "count_parameters",
+    "parse_modalities",
+]

@@ -1,0 +1,32 @@
+"""Build a classifier by name, and count its parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from avshared.models.baseline import SeparateEncodersClassifier
+from avshared.models.classifier import EmotionClassifier
+from avshared.models.config import ModelConfig
+from avshared.models.shared import SharedEncoderClassifier
+
+#: Model kinds: the proposed shared encoder, and the separate-encoders baseline.
+MODEL_KINDS: dict[str, type[EmotionClassifier]] = {
+    "shared": SharedEncoderClassifier,
+    "separate": SeparateEncodersClassifier,
+}
+
+
+def build_model(
+    kind: str, modalities: str | Sequence[str], config: ModelConfig | None = None
+) -> EmotionClassifier:
+    """A classifier: ``kind`` "shared" | "separate"; ``modalities`` as in ``parse_modalities``."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
+    return MODEL_KINDS[kind](modalities, config or ModelConfig())
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters, each shared tensor counted once."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,67 @@
+"""The Transformer encoder shared by every modality: tokens in, one [CLS] vector out."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from avshared.models.initialisation import init_token_, init_vit_weights
+
+
+class SharedEncoder(nn.Module):
+    """Tokens (B, N, D) [+ key-padding mask (B, N)] -> [CLS] vector (B, D).
+
+    A learned [CLS] token is prepended, the sequence goes through ``depth`` pre-norm Transformer
+    layers (GELU MLP of width ``mlp_ratio * D``) and a final LayerNorm, and the [CLS] output is
+    returned. The encoder knows nothing of modalities: the same weights process whatever tokens come
+    in, which is what makes it "shared". ``padding_mask`` is True where a token is missing; missing
+    tokens are never attended to, so they cannot influence the output. The [CLS] token is always
+    present, so a sample with every token missing still gets a finite vector.
+    """
+
+    def __init__(
+        self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim={dim} must be divisible by heads={heads}")
+        self.dim = dim
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
+            d_model=dim,
+            nhead=heads,
+            dim_feedforward=round(dim * mlp_ratio),
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        # Nested tensors are unavailable with norm_first; disabling them avoids a warning per build.
+        self.layers = nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        # TransformerEncoder deep-copies the layer: re-initialise so that the layers differ.
+        self.apply(init_vit_weights)
+        init_token_(self.cls_token)
+
+    def forward(self, tokens: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """(B, N, D) tokens, optional (B, N) bool mask (True = missing) -> (B, D)."""
+        if tokens.ndim != 3 or tokens.shape[2] != self.dim:
+            raise ValueError(
+                f"encoder input must be tokens (B, N, D) with D={self.dim}; "
+                f"got shape {tuple(tokens.shape)}"
+            )
+        batch = tokens.shape[0]
+        x = torch.cat([self.cls_token.expand(batch, -1, -1).to(tokens.dtype), tokens], dim=1)
+        mask = None
+        if padding_mask is not None:
+            if padding_mask.shape != tokens.shape[:2] or padding_mask.dtype != torch.bool:
+                raise ValueError(
+                    "padding_mask must be a bool tensor of shape (B, N) = "
+                    f"{tuple(tokens.shape[:2])}; got {padding_mask.dtype} "
+                    f"{tuple(padding_mask.shape)}"
+                )
+            cls_present = torch.zeros(batch, 1, dtype=torch.bool, device=padding_mask.device)
+            mask = torch.cat([cls_present, padding_mask], dim=1)
+        x = self.layers(self.dropout(x), src_key_padding_mask=mask)
+        return self.norm(x[:, 0])

@@ -1,0 +1,70 @@
+"""The proposed model: per-modality embeddings, ONE shared Transformer encoder, one head.
+
+With both modalities the tokens are fused early: audio and video tokens are concatenated into one
+sequence before the encoder, so every layer's attention mixes the two senses. Missing modalities
+(None inputs, per-sample presence flags, modality dropout) are removed through the encoder's
+key-padding mask, which makes a sample's output exactly what it would be without those tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from avshared.models.classifier import (
+    MODALITY_ORDER,
+    EmotionClassifier,
+    build_embedding,
+    build_encoder,
+)
+from avshared.models.config import ModelConfig
+from avshared.models.head import ClassificationHead
+
+
+class SharedEncoderClassifier(EmotionClassifier):
+    """audio (B, 1, n_mels, T) and/or video (B, F, 3, H, W) -> logits (B, num_classes).
+
+    One embedding per modality in ``modalities``, and one ``SharedEncoder`` and one
+    ``ClassificationHead`` whatever the input. A model built for both modalities can be called with
+    only one of them.
+    """
+
+    def __init__(
+        self, modalities: str | Sequence[str] = MODALITY_ORDER, config: ModelConfig | None = None
+    ) -> None:
+        config = config or ModelConfig()
+        super().__init__(modalities, config)
+        self.embeddings = nn.ModuleDict({m: build_embedding(m, config) for m in self.modalities})
+        self.encoder = build_encoder(config)
+        self.head = ClassificationHead(config.dim, config.num_classes)
+
+    def forward(
+        self,
+        audio: Tensor | None = None,
+        video: Tensor | None = None,
+        *,
+        audio_present: Tensor | None = None,
+        video_present: Tensor | None = None,
+    ) -> Tensor:
+        """Inputs as in the class docstring; ``*_present`` (B,) bool flags, False = missing."""
+        inputs, present = self._gather(audio, video, audio_present, video_present)
+        tokens = [self.embeddings[m](x) for m, x in inputs.items()]
+        mask = None
+        if any(flag is not None for flag in present.values()):
+            mask = torch.cat(
+                [
+                    _token_mask(present[m], t.shape[0], t.shape[1], t.device)
+                    for m, t in zip(inputs, tokens, strict=True)
+                ],
+                dim=1,
+            )
+        return self.head(self.encoder(torch.cat(tokens, dim=1), padding_mask=mask))
+
+
+def _token_mask(present: Tensor | None, batch: int, tokens: int, device: torch.device) -> Tensor:
+    """(B,) presence -> (B, tokens) key-padding mask, True where the modality is missing."""
+    if present is None:
+        return torch.zeros(batch, tokens, dtype=torch.bool, device=device)
+    return (~present).unsqueeze(1).expand(batch, tokens)

@@ -1,0 +1,109 @@
+"""build_model, count_parameters, the preset parameter counts, and an overfitting check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from avshared.models import (
+    PRESETS,
+    ClassificationHead,
+    ModelConfig,
+    SeparateEncodersClassifier,
+    SharedEncoder,
+    SharedEncoderClassifier,
+    build_model,
+    count_parameters,
+)
+
+TINY = ModelConfig.preset(
+    "tiny",
+    dim=16,
+    n_mels=16,
+    audio_frames=32,
+    audio_patch=(8, 8),
+    video_frames=4,
+    image_size=16,
+    video_tubelet=(2, 8, 8),
+)
+
+
+def test_build_model_picks_the_class_and_modalities():
+    shared = build_model("shared", "video", TINY)
+    separate = build_model("separate", ["video", "audio"], TINY)
+
+    assert isinstance(shared, SharedEncoderClassifier)
+    assert shared.modalities == ("video",)
+    assert isinstance(separate, SeparateEncodersClassifier)
+    assert separate.modalities == ("audio", "video")
+    assert separate.config == TINY
+
+
+def test_build_model_refuses_unknown_kinds():
+    with pytest.raises(ValueError, match="unknown model kind 'joint'"):
+        build_model("joint", "bimodal", TINY)
+
+
+def test_count_parameters_counts_shared_tensors_once_and_can_skip_frozen_ones():
+    linear = nn.Linear(4, 3)
+    twice = nn.Sequential(linear, linear)
+
+    assert count_parameters(twice) == 4 * 3 + 3
+    linear.bias.requires_grad_(False)
+    assert count_parameters(twice, trainable_only=True) == 4 * 3
+
+
+def test_shared_bimodal_saves_one_encoder_over_the_baseline():
+    shared = build_model("shared", "bimodal", TINY)
+    separate = build_model("separate", "bimodal", TINY)
+
+    one_encoder_and_head = count_parameters(
+        SharedEncoder(TINY.dim, TINY.depth, TINY.heads, TINY.mlp_ratio)
+    ) + count_parameters(ClassificationHead(TINY.dim, TINY.num_classes))
+
+    assert count_parameters(separate) - count_parameters(shared) == one_encoder_and_head
+
+
+@pytest.mark.parametrize("preset", ["default", "gpu"])
+def test_preset_parameter_counts(preset):
+    counts = {
+        (kind, modalities): count_parameters(build_model(kind, modalities, PRESETS[preset]))
+        for kind in ("shared", "separate")
+        for modalities in ("audio", "video", "bimodal")
+    }
+    print(f"\nparameters, {preset} preset ({PRESETS[preset]}):")
+    for (kind, modalities), count in counts.items():
+        print(f"  {kind:8s} {modalities:8s} {count:>12,d}")
+
+    for modalities in ("audio", "video"):
+        assert counts["shared", modalities] == counts["separate", modalities]
+    encoder = count_parameters(
+        SharedEncoder(PRESETS[preset].dim, PRESETS[preset].depth, PRESETS[preset].heads)
+    )
+    saved = counts["separate", "bimodal"] - counts["shared", "bimodal"]
+    assert encoder < saved < 1.01 * encoder
+
+
+@pytest.mark.parametrize("kind", ["shared", "separate"])
+def test_tiny_model_overfits_twelve_random_samples(kind):
+    torch.manual_seed(0)
+    audio = torch.randn(12, 1, TINY.n_mels, TINY.audio_frames)
+    video = torch.rand(12, TINY.video_frames, 3, TINY.image_size, TINY.image_size)
+    labels = torch.randint(0, TINY.num_classes, (12,))
+    model = build_model(kind, "bimodal", TINY)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    steps, accuracy = 0, 0.0
+    while accuracy < 1.0 and steps < 300:
+        steps += 1
+        loss = nn.functional.cross_entropy(model.train()(audio=audio, video=video), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            predictions = model.eval()(audio=audio, video=video).argmax(dim=1)
+        accuracy = (predictions == labels).float().mean().item()
+
+    print(f"\n{kind}: train accuracy {accuracy:.2f} after {steps} steps")
+    assert accuracy == 1.0

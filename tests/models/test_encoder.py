@@ -1,0 +1,87 @@
+"""The shared encoder and the classification head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avshared.models import ClassificationHead, SharedEncoder
+
+
+def _encoder() -> SharedEncoder:
+    torch.manual_seed(0)
+    return SharedEncoder(dim=16, depth=2, heads=2, mlp_ratio=2.0, dropout=0.0).eval()
+
+
+def test_encoder_returns_one_vector_per_sample():
+    cls = _encoder()(torch.randn(3, 10, 16))
+
+    assert cls.shape == (3, 16)
+
+
+def test_encoder_output_depends_on_tokens():
+    encoder = _encoder()
+    tokens = torch.randn(2, 10, 16)
+    changed = tokens.clone()
+    changed[:, 4] += 1.0
+
+    assert not torch.allclose(encoder(tokens), encoder(changed))
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+def test_masked_tokens_do_not_affect_the_output(grad):
+    encoder = _encoder()
+    tokens = torch.randn(2, 10, 16)
+    mask = torch.zeros(2, 10, dtype=torch.bool)
+    mask[:, 6:] = True
+    changed = tokens.clone()
+    changed[:, 6:] = torch.randn(2, 4, 16) * 5
+
+    with torch.set_grad_enabled(grad):
+        masked = encoder(tokens, padding_mask=mask)
+        masked_changed = encoder(changed, padding_mask=mask)
+        truncated = encoder(tokens[:, :6])
+
+    torch.testing.assert_close(masked, masked_changed)
+    torch.testing.assert_close(masked, truncated, rtol=1e-5, atol=1e-5)
+
+
+def test_fully_masked_sample_still_gets_a_finite_vector():
+    mask = torch.ones(2, 5, dtype=torch.bool)
+
+    cls = _encoder()(torch.randn(2, 5, 16), padding_mask=mask)
+
+    assert torch.isfinite(cls).all()
+
+
+def test_layers_do_not_start_identical():
+    layers = _encoder().layers.layers
+
+    assert not torch.equal(layers[0].linear1.weight, layers[1].linear1.weight)
+    assert not torch.equal(layers[0].self_attn.in_proj_weight, layers[1].self_attn.in_proj_weight)
+
+
+def test_encoder_rejects_wrong_width_and_bad_masks():
+    encoder = _encoder()
+
+    with pytest.raises(ValueError, match="D=16"):
+        encoder(torch.randn(2, 5, 8))
+    with pytest.raises(ValueError, match="padding_mask must be a bool tensor"):
+        encoder(torch.randn(2, 5, 16), padding_mask=torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="padding_mask must be a bool tensor"):
+        encoder(torch.randn(2, 5, 16), padding_mask=torch.zeros(2, 4, dtype=torch.bool))
+
+
+def test_dim_must_divide_into_heads():
+    with pytest.raises(ValueError, match="divisible by heads"):
+        SharedEncoder(dim=10, depth=1, heads=3)
+
+
+def test_head_maps_features_to_logits():
+    head = ClassificationHead(dim=16, num_classes=6)
+    features = torch.randn(4, 16)
+
+    logits = head(features)
+
+    assert logits.shape == (4, 6)
+    assert not torch.allclose(logits[0], logits[1])

@@ -1,0 +1,196 @@
+"""SharedEncoderClassifier: one encoder for both senses, early fusion, masking, modality dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avshared.models import ModelConfig, SharedEncoder, SharedEncoderClassifier
+
+CONFIG = ModelConfig.preset(
+    "tiny",
+    dim=16,
+    n_mels=16,
+    audio_frames=32,
+    audio_patch=(8, 8),
+    video_frames=4,
+    image_size=16,
+    video_tubelet=(2, 8, 8),
+)
+BATCH = 6
+
+
+def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    audio = torch.randn(BATCH, 1, CONFIG.n_mels, CONFIG.audio_frames, generator=generator)
+    video = torch.randint(
+        0,
+        256,
+        (BATCH, CONFIG.video_frames, 3, CONFIG.image_size, CONFIG.image_size),
+        generator=generator,
+        dtype=torch.uint8,
+    )
+    return audio, video
+
+
+def _model(config: ModelConfig = CONFIG) -> SharedEncoderClassifier:
+    torch.manual_seed(0)
+    return SharedEncoderClassifier(("audio", "video"), config).eval()
+
+
+@pytest.mark.parametrize("modalities", ["audio", "video", "bimodal"])
+def test_logits_shape_for_each_modality_set(modalities):
+    audio, video = _inputs()
+    model = SharedEncoderClassifier(modalities, CONFIG)
+    given = {"audio": audio, "video": video}
+
+    logits = model(**{m: given[m] for m in model.modalities})
+
+    assert logits.shape == (BATCH, 6)
+
+
+def test_bimodal_model_answers_with_one_modality():
+    audio, video = _inputs()
+    model = _model()
+
+    assert model(audio=audio).shape == (BATCH, 6)
+    assert model(video=video).shape == (BATCH, 6)
+
+
+def test_predict_proba_gives_distributions():
+    audio, video = _inputs()
+
+    probabilities = _model().predict_proba(audio, video)
+
+    assert probabilities.shape == (BATCH, 6)
+    assert (probabilities >= 0).all()
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(BATCH))
+
+
+def test_there_is_exactly_one_encoder():
+    model = _model()
+
+    encoders = [m for m in model.modules() if isinstance(m, SharedEncoder)]
+
+    assert len(encoders) == 1
+    assert encoders[0] is model.encoder
+
+
+def test_audio_only_and_video_only_train_the_same_encoder_parameters():
+    audio, video = _inputs()
+    model = _model().train()
+    encoder_parameters = dict(model.encoder.named_parameters())
+    gradients = {}
+    for name, kwargs in (("audio", {"audio": audio}), ("video", {"video": video})):
+        model.zero_grad()
+        model(**kwargs).sum().backward()
+        gradients[name] = {n: p.grad.clone() for n, p in encoder_parameters.items()}
+        other = model.embeddings["video" if name == "audio" else "audio"]
+        assert all(p.grad is None or not p.grad.any() for p in other.parameters())
+
+    for parameter_name in encoder_parameters:
+        audio_grad = gradients["audio"][parameter_name]
+        video_grad = gradients["video"][parameter_name]
+        assert audio_grad.abs().sum() > 0, parameter_name
+        assert video_grad.abs().sum() > 0, parameter_name
+        assert not torch.equal(audio_grad, video_grad), parameter_name
+
+
+def test_early_fusion_feeds_both_token_sets_to_one_encoder_call():
+    audio, video = _inputs()
+    model = _model()
+    seen = []
+    model.encoder.register_forward_hook(lambda _module, args, _output: seen.append(args[0].shape))
+
+    model(audio=audio, video=video)
+
+    assert seen == [(BATCH, CONFIG.audio_tokens + CONFIG.video_tokens, CONFIG.dim)]
+
+
+def test_changing_video_changes_the_prediction_for_fixed_audio():
+    audio, video = _inputs()
+    _, other_video = _inputs(seed=1)
+    model = _model()
+
+    with torch.no_grad():
+        first = model(audio=audio, video=video)
+        second = model(audio=audio, video=other_video)
+
+    assert (first - second).abs().amax(dim=1).min() > 1e-4  # every sample moved
+
+
+def test_absent_modality_flags_reduce_to_single_modality_outputs():
+    audio, video = _inputs()
+    _, other_video = _inputs(seed=1)
+    model = _model()
+    audio_present = torch.tensor([True, True, False, True, False, True])
+    video_present = torch.tensor([False, True, True, False, True, True])
+
+    with torch.no_grad():
+        mixed = model(audio, video, audio_present=audio_present, video_present=video_present)
+        audio_only = model(audio=audio)
+        video_only = model(video=video)
+        both = model(audio=audio, video=video)
+        all_video_absent = model(audio, other_video, video_present=torch.zeros(BATCH, dtype=bool))
+
+    torch.testing.assert_close(mixed[~video_present], audio_only[~video_present])
+    torch.testing.assert_close(mixed[~audio_present], video_only[~audio_present])
+    both_present = audio_present & video_present
+    torch.testing.assert_close(mixed[both_present], both[both_present])
+    torch.testing.assert_close(all_video_absent, audio_only)
+
+
+def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample():
+    audio, video = _inputs()
+    model = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
+    with torch.no_grad():
+        audio_only = model(audio=audio)
+        video_only = model(video=video)
+        torch.manual_seed(3)
+        dropped = model.train()(audio=audio, video=video)  # dropout=0: only modalities drop
+
+    matches_audio = torch.isclose(dropped, audio_only, atol=1e-5).all(dim=1)
+    matches_video = torch.isclose(dropped, video_only, atol=1e-5).all(dim=1)
+    assert (matches_audio ^ matches_video).all()
+    assert matches_audio.any() and matches_video.any()
+
+
+def test_modality_dropout_is_off_in_eval_and_at_zero_probability():
+    audio, video = _inputs()
+    dropping = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
+    keeping = _model().train()
+    with torch.no_grad():
+        reference = _model()(audio=audio, video=video)
+        torch.testing.assert_close(dropping.eval()(audio=audio, video=video), reference)
+        torch.testing.assert_close(keeping(audio=audio, video=video), reference)
+
+
+def test_modality_dropout_never_drops_a_sample_s_only_modality():
+    audio, video = _inputs()
+    model = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
+    video_present = torch.tensor([False, False, False, True, True, True])
+    with torch.no_grad():
+        audio_only = model(audio=audio)
+        torch.manual_seed(0)
+        dropped = model.train()(audio=audio, video=video, video_present=video_present)
+
+    torch.testing.assert_close(dropped[~video_present], audio_only[~video_present])
+
+
+def test_call_errors_tell_what_to_do():
+    audio, video = _inputs()
+    audio_model = SharedEncoderClassifier("audio", CONFIG)
+
+    with pytest.raises(ValueError, match=r"built for \['audio'\] and cannot take \['video'\]"):
+        audio_model(audio=audio, video=video)
+    with pytest.raises(ValueError, match="at least one input"):
+        audio_model()
+    with pytest.raises(ValueError, match="same batch size"):
+        _model()(audio=audio, video=video[:2])
+    with pytest.raises(ValueError, match=r"samples \[0\] have no modality present"):
+        none_for_first = torch.tensor([False] + [True] * (BATCH - 1))
+        _model()(audio, video, audio_present=none_for_first, video_present=none_for_first)
+    with pytest.raises(ValueError, match="video_present was given without video input"):
+        _model()(audio=audio, video_present=torch.ones(BATCH, dtype=torch.bool))
+    with pytest.raises(ValueError, match="unknown modalities 'speech'"):
+        SharedEncoderClassifier("speech", CONFIG)
