@@ -1,0 +1,95 @@
+"""Lightning callbacks of the training node: per-epoch history and throughput, reseeding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+
+#: The per-epoch metrics every phase records, under the same names in MLflow and the history.
+EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+class EpochHistory(L.Callback):
+    """Records one row per finished epoch: the epoch metrics, learning rate and training throughput.
+
+    The rows are part of the checkpoint (``state_dict``), so a resumed run's history still starts at
+    epoch 0. ``on_epoch`` (e.g. an MLflow logger) is called with each new row, and with the restored
+    rows when a run resumes, so its record is complete too.
+    """
+
+    def __init__(self, on_epoch: Callable[[dict[str, float]], None] | None = None):
+        self.rows: list[dict[str, float]] = []
+        self.on_epoch = on_epoch
+        self.resumed_from_epoch: int | None = None
+        self._epoch_seconds = 0.0
+        self._epoch_samples = 0
+        self._last_tick = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(row) for row in self.rows]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = [dict(row) for row in state_dict["rows"]]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.rows:
+            self.resumed_from_epoch = trainer.current_epoch
+            for row in self.rows:
+                self._emit(row)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_seconds, self._epoch_samples = 0.0, 0
+        self._last_tick = time.perf_counter()
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: dict[str, torch.Tensor],
+        batch_idx: int,
+    ) -> None:
+        # Time from batch to batch: loading + forward + backward + step, but not validation.
+        now = time.perf_counter()
+        self._epoch_seconds += now - self._last_tick
+        self._epoch_samples += len(batch["target"])
+        self._last_tick = now
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        row = {"epoch": float(trainer.current_epoch)}
+        row |= {name: float(metrics[name]) for name in EPOCH_METRICS if name in metrics}
+        row["learning_rate"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        row["train_seconds"] = self._epoch_seconds
+        row["train_samples"] = float(self._epoch_samples)
+        self.rows.append(row)
+        self._emit(row)
+
+    def _emit(self, row: dict[str, float]) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+
+    def samples_per_second(self) -> float:
+        """Training throughput over the epochs this process ran (restored epochs excluded)."""
+        ran = self.rows[self.resumed_from_epoch or 0 :]
+        seconds = sum(row["train_seconds"] for row in ran)
+        return sum(row["train_samples"] for row in ran) / seconds if seconds > 0 else 0.0
+
+
+class ReseedEveryEpoch(L.Callback):
+    """Seeds torch's generator from (seed, epoch) at the start of every training epoch.
+
+    Dropout and modality dropout then draw the same numbers in epoch ``e`` whether the run went
+    straight through or resumed from a checkpoint at ``e``: a resumed run ends where an
+    uninterrupted one does.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        torch.manual_seed(self.seed + trainer.current_epoch)

@@ -1,0 +1,70 @@
+"""The resume checkpoints of one phase: kept while a run is unfinished, removed when it finishes.
+
+``<checkpoint_dir>/<phase>/`` holds Lightning's ``last.ckpt`` (resume point, saved every epoch),
+``best.ckpt`` (best validation score so far) and ``fingerprint.json`` (what the run was: parameters,
+model sizes, training clips). The next run of the phase resumes from ``last.ckpt`` only if its
+fingerprint is the same; otherwise, or after a clean finish, it trains afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+LAST = "last"
+BEST = "best"
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+def fingerprint(run_description: Mapping[str, Any]) -> str:
+    """A stable hash of a JSON-serialisable description of a training run."""
+    text = json.dumps(run_description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class PhaseCheckpoints:
+    """The checkpoint folder of one phase and the decision to resume from it."""
+
+    def __init__(self, root: str | Path, phase: str, run_fingerprint: str):
+        self.directory = Path(root) / phase
+        self.run_fingerprint = run_fingerprint
+
+    @property
+    def last(self) -> Path:
+        return self.directory / f"{LAST}.ckpt"
+
+    def resume_path(self) -> Path | None:
+        """``last.ckpt`` if an unfinished run of the same configuration left one, else None."""
+        if not self.last.is_file():
+            return None
+        stored = self.directory / FINGERPRINT_FILE
+        if stored.is_file() and json.loads(stored.read_text()).get("fingerprint") == (
+            self.run_fingerprint
+        ):
+            logger.info("Resuming the interrupted run from %s", self.last)
+            return self.last
+        logger.warning(
+            "Found %s from an interrupted run with other parameters or data; training afresh "
+            "(the old checkpoints are removed)",
+            self.last,
+        )
+        self.clear()
+        return None
+
+    def prepare(self) -> None:
+        """Create the folder and record this run's fingerprint."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / FINGERPRINT_FILE).write_text(
+            json.dumps({"fingerprint": self.run_fingerprint})
+        )
+
+    def clear(self) -> None:
+        """Remove the folder: the next run trains afresh."""
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,536 @@
+"""Nodes of the training template, which runs once per phase (video, audio, bimodal, baseline).
+
+config -> targets -> trained model + history -> test predictions + metrics -> confusion matrix ->
+MLflow. Features and targets always meet by clip id.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from matplotlib.figure import Figure
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+from torch import nn
+from torch.utils.data import DataLoader
+
+from avshared.crema_d import EMOTIONS, MODALITIES, is_demo_root
+from avshared.datasets.feature_store import FeatureStore
+from avshared.models import MODEL_KINDS, ModelConfig, build_model, count_parameters
+from avshared.models import parse_modalities as _parse_modalities
+from avshared.pipelines.training import tracking
+from avshared.pipelines.training.callbacks import EpochHistory, ReseedEveryEpoch
+from avshared.pipelines.training.checkpoints import BEST, PhaseCheckpoints, fingerprint
+from avshared.pipelines.training.data import (
+    SPLITS,
+    TARGET_COLUMNS,
+    ClipDataModule,
+    ClipDataset,
+    clip_inputs,
+    select_clips_with_features,
+    target_indices,
+)
+from avshared.pipelines.training.module import EmotionClassifierModule, inputs_of
+
+logger = logging.getLogger(__name__)
+
+TARGET_KINDS: tuple[str, ...] = ("acted", "perceived_majority", "perceived_soft")
+#: Early-stopping / best-checkpoint metrics and whether lower or higher is better.
+MONITOR_MODES: dict[str, str] = {"val_loss": "min", "val_accuracy": "max"}
+#: The feature dataset each modality is read from.
+FEATURE_DATASETS: dict[str, str] = {"audio": "log_mel_spectrograms", "video": "face_frames"}
+#: ModelConfig fields that the stored features decide, not the parameters.
+FEATURE_SIZED_FIELDS: tuple[str, ...] = ("n_mels", "audio_frames", "video_frames", "image_size")
+#: Parameters that do not change what a run computes: a run may resume across changes to them.
+RESUME_INDEPENDENT: tuple[tuple[str, ...], ...] = (
+    ("log_to_mlflow",),
+    ("checkpoint_dir",),
+    ("data", "num_workers"),
+    ("trainer", "progress_bar"),
+)
+#: What a test prediction's ``condition`` says about the inputs the model was given.
+CONDITIONS: dict[tuple[str, ...], str] = {
+    ("audio", "video"): "audiovisual",
+    ("audio",): "audio_only",
+    ("video",): "video_only",
+}
+PREDICTION_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
+
+
+def _deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def data_source(crema_d_root: str) -> str:
+    """``demo`` when the root holds the demo generator's marker file, else ``crema-d``."""
+    return "demo" if is_demo_root(crema_d_root) else "crema-d"
+
+
+def resolve_phase_config(
+    defaults: dict[str, Any], overrides: dict[str, Any], crema_d_root: str, *, phase: str
+) -> dict[str, Any]:
+    """One phase's training configuration: the shared defaults with the phase's overrides merged in.
+
+    Adds ``phase`` and ``data_source`` (demo | crema-d) and checks every choice, so that a typo
+    fails before any feature is extracted.
+    """
+    where = f"training.phases.{phase}"
+    config = _deep_merge(defaults, overrides)
+    if "modalities" not in config:
+        raise ValueError(f"{where}.modalities is missing: list the inputs, e.g. [audio, video]")
+    config["modalities"] = list(_parse_modalities(config["modalities"]))
+    config["phase"] = phase
+    config["data_source"] = data_source(crema_d_root)
+    target = config["target"]
+    if target["kind"] not in TARGET_KINDS:
+        raise ValueError(f"target.kind {target['kind']!r} unknown; use one of {TARGET_KINDS}")
+    if target["rating_modality"] not in MODALITIES:
+        raise ValueError(
+            f"target.rating_modality {target['rating_modality']!r} unknown; use one of {MODALITIES}"
+        )
+    epochs = config["trainer"]["min_epochs"], config["trainer"]["max_epochs"]
+    if not 1 <= epochs[0] <= epochs[1]:
+        raise ValueError(
+            f"trainer.min_epochs and max_epochs are {epochs}: need 1 <= min_epochs <= max_epochs"
+        )
+    monitor = config["trainer"]["early_stopping"]["monitor"]
+    if monitor not in MONITOR_MODES:
+        raise ValueError(f"early_stopping.monitor {monitor!r} unknown; use one of {MONITOR_MODES}")
+    model = config["model"]
+    if model["kind"] not in MODEL_KINDS:
+        raise ValueError(f"{where}.model.kind {model['kind']!r} unknown; use {sorted(MODEL_KINDS)}")
+    sized = sorted(set(model) & set(FEATURE_SIZED_FIELDS))
+    if sized:
+        raise ValueError(
+            f"model {sized} follow the stored features; remove them from the training parameters "
+            "and change parameters_features.yml instead"
+        )
+    _model_config(model)  # raises on an unknown preset or field
+    return config
+
+
+def _model_config(model: Mapping[str, Any], **sizes: int) -> ModelConfig:
+    fields = {key: value for key, value in model.items() if key not in ("kind", "preset")}
+    return ModelConfig.preset(model["preset"], **fields, **sizes)
+
+
+def build_targets(
+    clip_manifest: pd.DataFrame,
+    crowd_labels: pd.DataFrame,
+    split: pd.DataFrame,
+    config: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One row per clip to learn from: clip_id, actor, sentence, emotion, level, split, target,
+    p_ANG..p_SAD (the target distribution), sorted by clip_id.
+
+    ``acted``: the emotion of the file name (one-hot). ``perceived_majority``: the crowd's majority
+    emotion for ``rating_modality`` (one-hot); clips whose vote is tied are dropped.
+    ``perceived_soft``: the crowd's vote distribution; ``target`` is the untied majority (missing
+    for a tie, so such clips train but are not scored). Returns also a summary: clips kept and
+    dropped per split.
+    """
+    kind, rating_modality = config["target"]["kind"], config["target"]["rating_modality"]
+    clips = split.loc[:, ["clip_id", "split"]].merge(
+        clip_manifest.loc[:, ["clip_id", "actor", "sentence", "emotion", "level"]],
+        on="clip_id",
+        how="inner",
+        validate="one_to_one",
+    )
+    dropped: dict[str, dict[str, int]] = {}
+    if kind == "acted":
+        clips["target"] = clips["emotion"]
+        distribution = _one_hot(clips["target"])
+    else:
+        ratings = crowd_labels.loc[
+            crowd_labels["modality"] == rating_modality,
+            ["clip_id", "majority_emotion", *TARGET_COLUMNS],
+        ]
+        rated = clips.merge(ratings, on="clip_id", how="left", validate="one_to_one")
+        unrated = rated["majority_emotion"].isna() & rated[TARGET_COLUMNS[0]].isna()
+        dropped["unrated"] = _count_by_split(rated.loc[unrated])
+        rated = rated.loc[~unrated]
+        if kind == "perceived_majority":
+            tied = rated["majority_emotion"].isna()
+            dropped["tied_vote"] = _count_by_split(rated.loc[tied])
+            rated = rated.loc[~tied]
+        clips = rated.rename(columns={"majority_emotion": "target"}).reset_index(drop=True)
+        distribution = (
+            clips.loc[:, list(TARGET_COLUMNS)].to_numpy(np.float32)
+            if kind == "perceived_soft"
+            else _one_hot(clips["target"])
+        )
+    targets = clips.loc[:, ["clip_id", "actor", "sentence", "emotion", "level", "split", "target"]]
+    targets[list(TARGET_COLUMNS)] = distribution
+    targets = targets.sort_values("clip_id", ignore_index=True)
+    summary = {
+        "kind": kind,
+        "rating_modality": rating_modality if kind != "acted" else None,
+        "clips": _count_by_split(targets),
+        "dropped": dropped,
+    }
+    for reason, counts in dropped.items():
+        if sum(counts.values()):
+            logger.warning("%s targets: dropped %s clips (%s) per split", kind, reason, counts)
+    return targets, summary
+
+
+def _one_hot(emotions: pd.Series) -> np.ndarray:
+    return (emotions.to_numpy()[:, None] == np.array(EMOTIONS)[None, :]).astype(np.float32)
+
+
+def _count_by_split(rows: pd.DataFrame) -> dict[str, int]:
+    counts = rows["split"].value_counts()
+    return {split: int(counts.get(split, 0)) for split in SPLITS}
+
+
+def _feature_stores(
+    config: Mapping[str, Any],
+    log_mel_spectrograms: FeatureStore | None,
+    face_frames: FeatureStore | None,
+) -> dict[str, FeatureStore]:
+    given = {"audio": log_mel_spectrograms, "video": face_frames}
+    missing = [FEATURE_DATASETS[m] for m in config["modalities"] if given[m] is None]
+    if missing:
+        raise ValueError(
+            f"phase {config['phase']!r} trains on {config['modalities']} but its pipeline does "
+            f"not provide {missing}: PHASE_MODALITIES in avshared/pipelines/training/pipeline.py "
+            "decides which features a phase reads; make it match "
+            f"training.phases.{config['phase']}.modalities"
+        )
+    return {m: given[m] for m in config["modalities"]}
+
+
+def _sized_model_config(
+    config: Mapping[str, Any], stores: Mapping[str, FeatureStore]
+) -> ModelConfig:
+    sizes: dict[str, int] = {}
+    if "audio" in stores:
+        _, n_mels, frames = stores["audio"].item_shape
+        sizes |= {"n_mels": n_mels, "audio_frames": frames}
+    if "video" in stores:
+        frames, _, height, _ = stores["video"].item_shape
+        sizes |= {"video_frames": frames, "image_size": height}
+    return _model_config(config["model"], **sizes)
+
+
+def _resume_description(
+    config: Mapping[str, Any], model_config: ModelConfig, targets: pd.DataFrame
+) -> dict[str, Any]:
+    kept = copy.deepcopy(dict(config))
+    for path in RESUME_INDEPENDENT:
+        parent = kept
+        for key in path[:-1]:
+            parent = parent.get(key, {})
+        parent.pop(path[-1], None)
+    return {
+        "config": kept,
+        "model": model_config.to_dict(),
+        "clips": targets.loc[targets["split"] != "test", ["clip_id", "split"]].values.tolist(),
+    }
+
+
+def _precision(trainer: Mapping[str, Any]) -> str:
+    """Mixed precision on a GPU only: on a CPU it is slower and less exact."""
+    on_gpu = torch.cuda.is_available() and trainer["accelerator"] in ("auto", "gpu", "cuda")
+    return trainer["gpu_precision"] if on_gpu else "32-true"
+
+
+def train_model(
+    *,
+    targets: pd.DataFrame,
+    target_summary: dict[str, Any],
+    config: dict[str, Any],
+    log_mel_spectrograms: FeatureStore | None = None,
+    spectrogram_stats: dict[str, Any] | None = None,
+    face_frames: FeatureStore | None = None,
+    extra_callbacks: Sequence[Callback] = (),
+) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
+    """Train the phase's model on the train split, early-stopped on the val split, in its own
+    MLflow run; resume from the phase's checkpoint when an earlier run of it was interrupted.
+
+    Returns the best model (by ``early_stopping.monitor``; the catalog stores its state_dict), the
+    per-epoch history (epoch, train/val loss and accuracy, learning rate, throughput) and a summary
+    for evaluation: model sizes, parameter count, epochs, throughput, clip counts, MLflow run id.
+    ``extra_callbacks`` are added to Lightning's (tests use it to interrupt a run).
+    """
+    stores = _feature_stores(config, log_mel_spectrograms, face_frames)
+    targets, without_features = select_clips_with_features(targets, list(stores.values()))
+    if sum(without_features.values()):
+        logger.warning("Clips without features, left out per split: %s", without_features)
+    model_config = _sized_model_config(config, stores)
+    trainer_config, monitor = config["trainer"], config["trainer"]["early_stopping"]["monitor"]
+    L.seed_everything(config["seed"], workers=True, verbose=False)
+    model = build_model(config["model"]["kind"], config["modalities"], model_config)
+    module = EmotionClassifierModule(model, config["modalities"], **config["optimiser"])
+    data = ClipDataModule(
+        targets,
+        audio=stores.get("audio"),
+        video=stores.get("video"),
+        spectrogram_stats=spectrogram_stats,
+        batch_size=config["data"]["batch_size"],
+        num_workers=config["data"]["num_workers"],
+        seed=config["seed"],
+    )
+    checkpoints = PhaseCheckpoints(
+        config["checkpoint_dir"],
+        config["phase"],
+        fingerprint(_resume_description(config, model_config, targets)),
+    )
+    resume_from = checkpoints.resume_path()
+    checkpoints.prepare()
+    with tracking.phase_run(config) as run_id:
+        if run_id is not None:
+            tracking.log_phase_params(
+                {
+                    **config,
+                    "model": {**config["model"], **model_config.to_dict()},
+                    "targets": target_summary,
+                    "clips_without_features": without_features,
+                    "param_count": count_parameters(model),
+                }
+            )
+        history = EpochHistory(on_epoch=tracking.log_epoch if run_id is not None else None)
+        best = ModelCheckpoint(
+            dirpath=checkpoints.directory,
+            filename=BEST,
+            monitor=monitor,
+            mode=MONITOR_MODES[monitor],
+            save_last=True,
+            enable_version_counter=False,
+        )
+        trainer = L.Trainer(
+            accelerator=trainer_config["accelerator"],
+            devices=1,
+            precision=_precision(trainer_config),
+            max_epochs=trainer_config["max_epochs"],
+            min_epochs=trainer_config["min_epochs"],
+            gradient_clip_val=trainer_config["gradient_clip_val"],
+            deterministic=trainer_config["deterministic"],
+            callbacks=[
+                ReseedEveryEpoch(config["seed"]),
+                history,
+                *extra_callbacks,
+                EarlyStopping(
+                    monitor=monitor,
+                    mode=MONITOR_MODES[monitor],
+                    patience=trainer_config["early_stopping"]["patience"],
+                ),
+                best,
+            ],
+            logger=False,
+            enable_progress_bar=trainer_config["progress_bar"],
+            enable_model_summary=False,
+            default_root_dir=checkpoints.directory,
+        )
+        with warnings.catch_warnings():
+            # The folder holds this run's fingerprint (and, when resuming, its checkpoints).
+            warnings.filterwarnings("ignore", "Checkpoint directory .* is not empty")
+            # Lightning 2.6 on torch 2.14 warns once per batch about torch's own pytree API.
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
+            trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+        if trainer.interrupted:
+            raise RuntimeError(
+                f"training of phase {config['phase']!r} was interrupted; run the same command "
+                f"again to resume from {checkpoints.last}"
+            )
+        best_state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(best_state["state_dict"])
+    checkpoints.clear()
+    history_table = pd.DataFrame(history.rows).astype({"epoch": "int64"})
+    summary = {
+        "phase": config["phase"],
+        "data_source": config["data_source"],
+        "mlflow_run_id": run_id,
+        "model_config": model_config.to_dict(),
+        "param_count": count_parameters(model),
+        "epochs": len(history.rows),
+        "best_epoch": int(best_state["epoch"]),
+        "resumed_from_epoch": history.resumed_from_epoch,
+        "train_samples_per_s": history.samples_per_second(),
+        "clips": _count_by_split(targets),
+        "clips_without_features": without_features,
+        "targets": target_summary,
+    }
+    logger.info(
+        "Phase %s: %d epochs (best %d), %.1f training samples/s",
+        config["phase"],
+        summary["epochs"],
+        summary["best_epoch"],
+        summary["train_samples_per_s"],
+    )
+    return module.model.cpu(), history_table, summary
+
+
+def _load_model(
+    model_weights: Mapping[str, torch.Tensor], config: Mapping[str, Any], summary: Mapping
+) -> nn.Module:
+    model_config = ModelConfig(**summary["model_config"])
+    model = build_model(config["model"]["kind"], config["modalities"], model_config)
+    model.load_state_dict(model_weights)
+    return model.eval()
+
+
+def _conditions(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Input sets to test: all the phase's modalities, then each alone when there are two."""
+    full = tuple(modalities)
+    return [full] + ([(m,) for m in full] if len(full) > 1 else [])
+
+
+def _score(rows: pd.DataFrame) -> dict[str, float]:
+    truth, predicted = rows["target"].to_numpy(), rows["predicted"].to_numpy()
+    seen = sorted(set(truth) | set(predicted))
+    return {
+        "test_accuracy": float(accuracy_score(truth, predicted)),
+        "test_macro_f1": float(f1_score(truth, predicted, labels=seen, average="macro")),
+        # Unweighted average recall over the emotions present in the test set.
+        "test_uar": float(
+            recall_score(truth, predicted, labels=sorted(set(truth)), average="macro")
+        ),
+    }
+
+
+def evaluate_model(
+    *,
+    model_weights: dict[str, torch.Tensor],
+    targets: pd.DataFrame,
+    training_summary: dict[str, Any],
+    config: dict[str, Any],
+    log_mel_spectrograms: FeatureStore | None = None,
+    spectrogram_stats: dict[str, Any] | None = None,
+    face_frames: FeatureStore | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Predict the test split under every input condition and score it.
+
+    Returns the predictions, one row per test clip and condition: condition (audiovisual |
+    audio_only | video_only: the inputs given), clip_id, actor, emotion (acted), level, target and
+    predicted (class indices into crema_d.EMOTIONS), p_ANG..p_SAD (predicted probabilities); and
+    the metrics: test accuracy, macro-F1 and UAR of the phase's full input condition, the same per
+    condition, parameter count, training samples/s, epochs, phase, data source and demo flag.
+    Test clips without a single-label target (a tied crowd vote under ``perceived_soft``) are not
+    predicted; ``test_clips_unscored`` counts them.
+    """
+    stores = _feature_stores(config, log_mel_spectrograms, face_frames)
+    test_rows = targets.loc[targets["split"] == "test"]
+    test, _ = select_clips_with_features(test_rows, list(stores.values()))
+    unscored = int(test["target"].isna().sum())
+    test = test.loc[test["target"].notna()].reset_index(drop=True)
+    if test.empty:
+        raise ValueError(
+            "no test clips with features and a target: check the split dataset, the features "
+            "report and the target parameters"
+        )
+    model = _load_model(model_weights, config, training_summary)
+    dataset = ClipDataset(test, stores.get("audio"), stores.get("video"), spectrogram_stats)
+    loader = DataLoader(dataset, batch_size=config["data"]["batch_size"])
+    tables = []
+    for given in _conditions(config["modalities"]):
+        with torch.no_grad():
+            probabilities = torch.cat(
+                [model(**inputs_of(batch, given)).softmax(dim=-1) for batch in loader]
+            ).numpy()
+        table = test.loc[:, ["clip_id", "actor", "emotion", "level"]]
+        table.insert(0, "condition", CONDITIONS[given])
+        table["target"] = target_indices(test)
+        table["predicted"] = probabilities.argmax(axis=1).astype(np.int64)
+        table[list(PREDICTION_COLUMNS)] = probabilities
+        tables.append(table)
+    predictions = pd.concat(tables, ignore_index=True)
+    per_condition = {
+        condition: _score(rows) for condition, rows in predictions.groupby("condition", sort=False)
+    }
+    main = CONDITIONS[tuple(config["modalities"])]
+    metrics = {
+        "phase": config["phase"],
+        "data": config["data_source"],
+        "demo": config["data_source"] == "demo",
+        "modalities": config["modalities"],
+        "model_kind": config["model"]["kind"],
+        "target": config["target"]["kind"],
+        "condition": main,
+        **per_condition[main],
+        "conditions": per_condition,
+        "test_clips": len(test),
+        "test_clips_unscored": unscored,
+        "param_count": training_summary["param_count"],
+        "train_samples_per_s": training_summary["train_samples_per_s"],
+        "epochs": training_summary["epochs"],
+        "best_epoch": training_summary["best_epoch"],
+        "mlflow_run_id": training_summary["mlflow_run_id"],
+    }
+    logger.info(
+        "Phase %s test (%s%s): accuracy %.3f, macro-F1 %.3f, UAR %.3f",
+        config["phase"],
+        main,
+        ", DEMO data" if metrics["demo"] else "",
+        metrics["test_accuracy"],
+        metrics["test_macro_f1"],
+        metrics["test_uar"],
+    )
+    return predictions, metrics
+
+
+def plot_confusion_matrix(test_predictions: pd.DataFrame, metrics: dict[str, Any]) -> Figure:
+    """Row-normalised confusion matrix (target x predicted) of the phase's full input condition."""
+    rows = test_predictions.loc[test_predictions["condition"] == metrics["condition"]]
+    counts = confusion_matrix(rows["target"], rows["predicted"], labels=range(len(EMOTIONS)))
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(5.2, 4.6))
+    image = axes.imshow(shares, vmin=0.0, vmax=1.0, cmap="Blues")
+    for (i, j), count in np.ndenumerate(counts):
+        colour = "white" if shares[i, j] > 0.5 else "black"
+        axes.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=8)
+    axes.set_xticks(range(len(EMOTIONS)), EMOTIONS)
+    axes.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel(f"target ({metrics['target']})")
+    demo = " - DEMO DATA (generated)" if metrics["demo"] else ""
+    axes.set_title(
+        f"{metrics['phase']} ({metrics['condition']}){demo}\n"
+        f"accuracy {metrics['test_accuracy']:.3f}, UAR {metrics['test_uar']:.3f}",
+        fontsize=9,
+    )
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of target row")
+    figure.tight_layout()
+    return figure
+
+
+def log_phase_results(
+    *,
+    model_weights: dict[str, torch.Tensor],
+    training_summary: dict[str, Any],
+    metrics: dict[str, Any],
+    test_predictions: pd.DataFrame,
+    config: dict[str, Any],
+    log_mel_spectrograms: FeatureStore | None = None,
+    spectrogram_stats: dict[str, Any] | None = None,
+    face_frames: FeatureStore | None = None,
+) -> None:
+    """Add the test metrics, confusion matrix and model (with a one-clip input example) to the
+    phase's MLflow run; nothing when MLflow logging is off."""
+    with tracking.reopen_phase_run(training_summary["mlflow_run_id"]) as logging_on:
+        if not logging_on:
+            return
+        stores = _feature_stores(config, log_mel_spectrograms, face_frames)
+        first_store, *others = stores.values()
+        clip_id = next(c for c in first_store.clip_ids if all(c in store for store in others))
+        inputs = clip_inputs(clip_id, stores.get("audio"), stores.get("video"), spectrogram_stats)
+        input_example = {name: x.unsqueeze(0).numpy() for name, x in inputs.items()}
+        model = _load_model(model_weights, config, training_summary)
+        figure = plot_confusion_matrix(test_predictions, metrics)
+        tracking.log_test_results(metrics, figure, model, input_example)
+        plt.close(figure)

@@ -1,0 +1,118 @@
+"""The training template, instantiated once per phase under the phase's namespace.
+
+Each phase's datasets are ``<phase>.<name>`` (``bimodal.model_weights``, ``bimodal.metrics``, ...:
+the catalog's ``{phase}.*`` factories), its parameters are ``training.defaults`` merged with
+``training.phases.<phase>``, and it reads the shared upstream datasets (clip_manifest, crowd_labels,
+split and the features of its modalities) under their own names.
+"""
+
+from functools import partial
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import (
+    build_targets,
+    evaluate_model,
+    log_phase_results,
+    plot_confusion_matrix,
+    resolve_phase_config,
+    train_model,
+)
+
+#: The phases and the features each one's pipeline provides; training.phases.<phase>.modalities in
+#: parameters_training.yml must be among them.
+PHASE_MODALITIES: dict[str, tuple[str, ...]] = {
+    "video": ("video",),
+    "audio": ("audio",),
+    "bimodal": ("audio", "video"),
+    "baseline": ("audio", "video"),
+}
+#: Datasets the template reads that other pipelines make; they keep their names in every phase.
+SHARED_INPUTS: tuple[str, ...] = ("clip_manifest", "crowd_labels", "split")
+#: The feature datasets of each modality (also the node arguments they are passed as).
+MODALITY_INPUTS: dict[str, tuple[str, ...]] = {
+    "audio": ("log_mel_spectrograms", "spectrogram_stats"),
+    "video": ("face_frames",),
+}
+
+
+def create_phase_pipeline(phase: str) -> Pipeline:
+    """The template under namespace ``phase``: config, targets, training, evaluation, MLflow."""
+    if phase not in PHASE_MODALITIES:
+        raise ValueError(f"unknown phase {phase!r}; phases: {sorted(PHASE_MODALITIES)}")
+    features = {name: name for m in PHASE_MODALITIES[phase] for name in MODALITY_INPUTS[m]}
+    template = Pipeline(
+        [
+            Node(
+                partial(resolve_phase_config, phase=phase),
+                inputs=["params:training.defaults", "params:phase", "params:crema_d_root"],
+                outputs="config",
+                name="resolve_phase_config",
+            ),
+            Node(
+                build_targets,
+                inputs=["clip_manifest", "crowd_labels", "split", "config"],
+                outputs=["targets", "target_summary"],
+                name="build_targets",
+            ),
+            Node(
+                train_model,
+                inputs={
+                    "targets": "targets",
+                    "target_summary": "target_summary",
+                    "config": "config",
+                    **features,
+                },
+                outputs=["model_weights", "training_history", "training_summary"],
+                name="train_model",
+            ),
+            Node(
+                evaluate_model,
+                inputs={
+                    "model_weights": "model_weights",
+                    "targets": "targets",
+                    "training_summary": "training_summary",
+                    "config": "config",
+                    **features,
+                },
+                outputs=["test_predictions", "metrics"],
+                name="evaluate_model",
+            ),
+            Node(
+                plot_confusion_matrix,
+                inputs=["test_predictions", "metrics"],
+                outputs="confusion_matrix",
+                name="plot_confusion_matrix",
+            ),
+            Node(
+                log_phase_results,
+                inputs={
+                    "model_weights": "model_weights",
+                    "training_summary": "training_summary",
+                    "metrics": "metrics",
+                    # Not the saved figure: a MatplotlibDataset can be written but not read back.
+                    "test_predictions": "test_predictions",
+                    "config": "config",
+                    **features,
+                },
+                outputs=None,
+                name="log_phase_results",
+            ),
+        ]
+    )
+    return Pipeline(
+        template,
+        namespace=phase,
+        inputs={*SHARED_INPUTS, *features.values()},
+        parameters={
+            "training.defaults": "training.defaults",
+            "crema_d_root": "crema_d_root",
+            "phase": f"training.phases.{phase}",
+        },
+        prefix_datasets_with_namespace=True,
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Every phase's training and evaluation, from existing labels, split and features."""
+    return sum((create_phase_pipeline(phase) for phase in PHASE_MODALITIES), Pipeline([]))

@@ -1,0 +1,271 @@
+"""The training template's nodes: configuration, targets, training, resuming and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from avshared.crema_d import DEMO_MARKER_FILE, EMOTIONS
+from avshared.pipelines.training.nodes import (
+    build_targets,
+    evaluate_model,
+    plot_confusion_matrix,
+    resolve_phase_config,
+    train_model,
+)
+
+CHANCE = 1 / len(EMOTIONS)
+
+
+@pytest.fixture
+def make_config(tiny_defaults, phase_overrides, tmp_path):
+    """A phase's resolved config from the tiny defaults and the project's phase overrides."""
+
+    def make(phase, root=tmp_path, **overrides):
+        return resolve_phase_config(
+            tiny_defaults, phase_overrides[phase] | overrides, str(root), phase=phase
+        )
+
+    return make
+
+
+def _features(corpus):
+    return {
+        "log_mel_spectrograms": corpus.log_mel_spectrograms,
+        "spectrogram_stats": corpus.spectrogram_stats,
+        "face_frames": corpus.face_frames,
+    }
+
+
+def _train(corpus, config, **kwargs):
+    targets, summary = build_targets(
+        corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
+    )
+    model, history, training_summary = train_model(
+        targets=targets, target_summary=summary, config=config, **_features(corpus), **kwargs
+    )
+    return targets, model, history, training_summary
+
+
+def test_phase_config_merges_shared_defaults_and_phase_overrides(
+    make_config, tiny_defaults, phase_overrides
+):
+    bimodal = make_config("bimodal")
+    baseline = make_config("baseline")
+    video = make_config("video")
+    assert (bimodal["phase"], bimodal["modalities"], bimodal["model"]["kind"]) == (
+        "bimodal",
+        ["audio", "video"],
+        "shared",
+    )
+    assert (
+        bimodal["model"]["modality_dropout"]
+        == phase_overrides["bimodal"]["model"]["modality_dropout"]
+    )
+    assert bimodal["model"]["dim"] == tiny_defaults["model"]["dim"]  # merged, not replaced
+    assert (baseline["model"]["kind"], baseline["modalities"]) == ("separate", ["audio", "video"])
+    assert "modality_dropout" not in video["model"]
+    assert video["modalities"] == ["video"]
+    assert video["trainer"] == tiny_defaults["trainer"]
+    assert video["data_source"] == "crema-d"
+
+
+def test_generated_corpus_is_labelled_demo(make_config, tmp_path):
+    (tmp_path / DEMO_MARKER_FILE).write_text("{}")
+    assert make_config("audio", tmp_path)["data_source"] == "demo"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"target": {"kind": "guessed"}}, "target.kind"),
+        ({"target": {"rating_modality": "smell"}}, "rating_modality"),
+        ({"trainer": {"early_stopping": {"monitor": "val_f1"}}}, "monitor"),
+        ({"model": {"kind": "ensemble"}}, "model.kind"),
+        ({"model": {"n_mels": 128}}, "follow the stored features"),
+        ({"model": {"width": 64}}, "unknown ModelConfig field"),
+        ({"modalities": ["smell"]}, "modalities"),
+    ],
+)
+def test_phase_config_rejects_bad_choices(tiny_defaults, tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_phase_config(
+            tiny_defaults, {"modalities": ["audio"]} | overrides, str(tmp_path), phase="audio"
+        )
+
+
+def test_acted_targets_are_the_file_name_emotions(corpus, make_config):
+    targets, summary = build_targets(
+        corpus.clip_manifest,
+        corpus.crowd_labels,
+        corpus.split,
+        make_config("audio"),
+    )
+    assert len(targets) == len(corpus.clip_manifest)
+    assert (targets["target"] == targets["clip_id"].str.split("_").str[2]).all()
+    assert (targets[[f"p_{e}" for e in EMOTIONS]].sum(axis=1) == 1).all()
+    assert summary["clips"] == corpus.split["split"].value_counts().to_dict()
+
+
+def test_perceived_majority_drops_tied_votes_and_counts_them(corpus, make_config):
+    config = make_config("audio", target={"kind": "perceived_majority", "rating_modality": "voice"})
+    targets, summary = build_targets(
+        corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
+    )
+    voice = corpus.crowd_labels.loc[corpus.crowd_labels["modality"] == "voice"]
+    tied = voice.loc[voice["majority_emotion"].isna(), "clip_id"]
+    assert len(tied) > 0, "the fixture should contain tied votes"
+    assert set(targets["clip_id"]).isdisjoint(tied)
+    assert sum(summary["dropped"]["tied_vote"].values()) == len(tied)
+    expected = voice.set_index("clip_id").loc[targets["clip_id"], "majority_emotion"]
+    assert list(targets["target"]) == list(expected)
+
+
+def test_perceived_soft_targets_are_the_vote_distribution(corpus, make_config):
+    config = make_config("audio", target={"kind": "perceived_soft", "rating_modality": "face"})
+    targets, summary = build_targets(
+        corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
+    )
+    face = corpus.crowd_labels.loc[corpus.crowd_labels["modality"] == "face"].set_index("clip_id")
+    columns = [f"p_{e}" for e in EMOTIONS]
+    assert len(targets) == len(corpus.clip_manifest)  # ties are kept for training
+    np.testing.assert_allclose(
+        targets[columns].to_numpy(), face.loc[targets["clip_id"], columns].to_numpy(), rtol=1e-6
+    )
+    assert targets["target"].isna().sum() == face["majority_emotion"].isna().sum()
+    assert summary["dropped"] == {"unrated": {"train": 0, "val": 0, "test": 0}}
+
+
+@pytest.mark.parametrize("phase", ["video", "audio", "bimodal", "baseline"])
+def test_each_phase_learns_emotions_of_unseen_actors(corpus, make_config, tiny_defaults, phase):
+    config = make_config(phase)
+    targets, model, history, summary = _train(corpus, config)
+    predictions, metrics = evaluate_model(
+        model_weights=model.state_dict(),
+        targets=targets,
+        training_summary=summary,
+        config=config,
+        **_features(corpus),
+    )
+    test_clips = (corpus.split["split"] == "test").sum()
+    conditions = {"video": ["video_only"], "audio": ["audio_only"]}.get(
+        phase, ["audiovisual", "audio_only", "video_only"]
+    )
+    assert list(predictions["condition"].unique()) == conditions
+    assert len(predictions) == test_clips * len(conditions)
+    assert metrics["condition"] == conditions[0]
+    assert metrics["test_accuracy"] > CHANCE + 0.3, metrics
+    assert metrics["test_uar"] > CHANCE + 0.3, metrics
+    assert 0 < metrics["test_macro_f1"] <= 1
+    assert set(metrics["conditions"]) == set(conditions)
+    # Scores follow from the predictions.
+    own = predictions.loc[predictions["condition"] == conditions[0]]
+    assert metrics["test_accuracy"] == pytest.approx((own["target"] == own["predicted"]).mean())
+    np.testing.assert_allclose(own[[f"p_{e}" for e in EMOTIONS]].sum(axis=1), 1.0, rtol=1e-5)
+    assert (own["predicted"] == own[[f"p_{e}" for e in EMOTIONS]].to_numpy().argmax(1)).all()
+    assert set(own["actor"]) == set(corpus.split.loc[corpus.split["split"] == "test", "actor"])
+    assert (metrics["phase"], metrics["data"], metrics["demo"]) == (phase, "crema-d", False)
+    assert metrics["param_count"] == sum(p.numel() for p in model.parameters())
+    assert metrics["epochs"] == len(history) == tiny_defaults["trainer"]["max_epochs"]
+    assert metrics["train_samples_per_s"] > 0
+    json.dumps(metrics)  # the catalog stores it as JSON
+    assert list(history["epoch"]) == list(range(len(history)))
+    assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(history.columns)
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert not Path(config["checkpoint_dir"], phase).exists(), "a finished run keeps no checkpoint"
+
+
+class InterruptAtEpoch(L.Callback):
+    """Fails the run at the start of an epoch, as a crash or a killed job would."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+class EpochRecorder(L.Callback):
+    def __init__(self):
+        self.epochs: list[int] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.epochs.append(trainer.current_epoch)
+
+
+def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(corpus, make_config):
+    config = make_config("bimodal")
+    checkpoint_folder = Path(config["checkpoint_dir"], "bimodal")
+    _, straight, straight_history, straight_summary = _train(corpus, config)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _train(corpus, config, extra_callbacks=[InterruptAtEpoch(1)])
+    assert (checkpoint_folder / "last.ckpt").is_file()
+
+    recorder = EpochRecorder()
+    _, resumed, resumed_history, resumed_summary = _train(
+        corpus, config, extra_callbacks=[recorder]
+    )
+    assert recorder.epochs == list(range(1, config["trainer"]["max_epochs"]))  # from epoch 2 on
+    assert resumed_summary["resumed_from_epoch"] == 1
+    assert resumed_summary["epochs"] == straight_summary["epochs"]
+    pd.testing.assert_frame_equal(
+        resumed_history.drop(columns=["train_seconds"]),
+        straight_history.drop(columns=["train_seconds"]),
+    )
+    for name, weights in straight.state_dict().items():
+        assert torch.equal(weights, resumed.state_dict()[name]), name
+    assert not checkpoint_folder.exists(), "a finished run must not resume the next one"
+
+
+def test_checkpoints_of_other_parameters_are_not_resumed(corpus, make_config):
+    config = make_config("audio")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _train(corpus, config, extra_callbacks=[InterruptAtEpoch(1)])
+    changed = make_config("audio", optimiser={"learning_rate": 1e-3})
+    recorder = EpochRecorder()
+    *_, summary = _train(corpus, changed, extra_callbacks=[recorder])
+    assert recorder.epochs[0] == 0
+    assert summary["resumed_from_epoch"] is None
+
+
+def test_a_phase_whose_pipeline_lacks_its_features_says_how_to_fix_it(corpus, make_config):
+    config = make_config("audio")
+    targets, summary = build_targets(
+        corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
+    )
+    with pytest.raises(ValueError, match=r"log_mel_spectrograms.*PHASE_MODALITIES"):
+        train_model(
+            targets=targets, target_summary=summary, config=config, face_frames=corpus.face_frames
+        )
+
+
+def test_confusion_matrix_is_labelled_with_the_phase_and_demo_data():
+    predictions = pd.DataFrame(
+        {
+            "condition": ["audiovisual"] * 4 + ["audio_only"] * 4,
+            "target": [0, 0, 1, 2] * 2,
+            "predicted": [0, 1, 1, 2] * 2,
+        }
+    )
+    metrics = {
+        "phase": "bimodal",
+        "condition": "audiovisual",
+        "target": "acted",
+        "demo": True,
+        "test_accuracy": 0.75,
+        "test_uar": 0.833,
+    }
+    figure = plot_confusion_matrix(predictions, metrics)
+    title = figure.axes[0].get_title()
+    assert "bimodal" in title
+    assert "DEMO" in title
+    counts = [int(t.get_text()) for t in figure.axes[0].texts]
+    assert sum(counts) == 4  # only the phase's own condition
