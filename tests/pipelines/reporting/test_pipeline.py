@@ -1,0 +1,161 @@
+"""The reporting pipeline end to end, with the project's catalog entries and parameters, under an
+MLflow run as kedro-mlflow opens one during `kedro run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog
+from kedro.runner import SequentialRunner
+from mlflow.tracking import MlflowClient
+
+from avshared.crema_d import DEMO_MARKER_FILE
+from avshared.pipelines.reporting import create_pipeline
+from avshared.pipelines.reporting.nodes import DEMO_LABEL, log_report_to_mlflow
+from avshared.pipelines.reporting.pipeline import PHASES
+from avshared.settings import CONFIG_LOADER_ARGS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+#: Datasets of other pipelines that reporting reads.
+UPSTREAM = {"split", "clip_manifest", "crowd_labels"} | {
+    f"{phase}.{name}"
+    for phase in PHASES
+    for name in ("test_predictions", "metrics", "training_history")
+}
+#: What reporting writes to data/08_reporting, every one versioned.
+REPORTS = {
+    "comparison_table",
+    "comparison_table_markdown",
+    "comparison_scores",
+    "per_emotion_scores",
+    "per_level_scores",
+    "confusion_matrices",
+    "training_histories",
+    "confusion_matrix_figures",
+    "per_emotion_f1_figure",
+    "training_curves_figure",
+}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def project_config() -> OmegaConfigLoader:
+    return OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
+
+
+@pytest.fixture
+def upstream(
+    *, split, clip_manifest, crowd_labels, phase_predictions, phase_metrics, phase_histories
+) -> dict[str, object]:
+    """What the other pipelines hand to reporting, by catalog name."""
+    datasets = {"split": split, "clip_manifest": clip_manifest, "crowd_labels": crowd_labels}
+    for phase in PHASES:
+        datasets[f"{phase}.test_predictions"] = phase_predictions[phase]
+        datasets[f"{phase}.metrics"] = {**phase_metrics[phase], "demo": False}
+        datasets[f"{phase}.training_history"] = phase_histories[phase]
+    return datasets
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    """A throw-away MLflow store (runs and artifacts under tmp_path), restored afterwards."""
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(previous)
+
+
+def _experiment_in(tmp_path: Path) -> str:
+    """An experiment whose artifacts go under tmp_path (the default one would use ./mlruns)."""
+    return mlflow.create_experiment("reporting", artifact_location=(tmp_path / "mlruns").as_uri())
+
+
+def _only_file(folder: Path, name: str) -> Path:
+    """The one version of a versioned dataset: <folder>/<version>/<name>."""
+    versions = list(folder.iterdir())
+    assert len(versions) == 1, versions
+    return versions[0] / name
+
+
+def test_pipeline_reads_the_training_contract_and_writes_every_report(project_config) -> None:
+    pipeline = create_pipeline()
+    free_inputs = {name for name in pipeline.inputs() if not name.startswith("params:")}
+    assert free_inputs == UPSTREAM
+    assert pipeline.all_outputs() >= REPORTS
+    catalog = project_config["catalog"]
+    for name in REPORTS:
+        assert catalog[name]["versioned"] is True, name
+        assert catalog[name]["filepath"].startswith("data/08_reporting/"), name
+
+
+def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
+    project_config, tmp_path, tracking_uri, upstream, reporting_params
+) -> None:
+    entries = {
+        name: {**project_config["catalog"][name], "filepath": str(tmp_path / name)}
+        for name in REPORTS
+    }
+    catalog = DataCatalog.from_config(entries)
+    demo_root = tmp_path / "crema_d_demo"
+    demo_root.mkdir()
+    (demo_root / DEMO_MARKER_FILE).write_text("")
+    catalog["params:crema_d_root"] = str(demo_root)
+    for key, value in reporting_params.items():
+        catalog[f"params:reporting.{key}"] = value
+    for name, value in upstream.items():
+        catalog[name] = value
+
+    with mlflow.start_run(experiment_id=_experiment_in(tmp_path), run_name="kedro run") as run:
+        SequentialRunner().run(create_pipeline(), catalog)
+
+    table = pd.read_csv(_only_file(tmp_path / "comparison_table", "comparison_table"))
+    systems = set(table["system"])
+    assert {"video", "audio", "bimodal", "baseline", "bimodal (audio only)"} <= systems
+    assert {"chance (uniform)", "human raters (voice)", "crowd majority (audiovisual)"} <= systems
+    assert not table[["accuracy", "macro_f1", "weighted_f1", "uar"]].isna().any().any()
+
+    markdown = _only_file(tmp_path / "comparison_table_markdown", "comparison_table_markdown")
+    # The marker file in the root labels the report, though the metrics say nothing of demo data.
+    assert DEMO_LABEL in markdown.read_text().splitlines()[0]
+
+    figures = [
+        _only_file(tmp_path / "confusion_matrix_figures", "confusion_matrix_figures") / f"{p}.png"
+        for p in PHASES
+    ]
+    figures += [
+        _only_file(tmp_path / "per_emotion_f1_figure", "per_emotion_f1_figure"),
+        _only_file(tmp_path / "training_curves_figure", "training_curves_figure"),
+    ]
+    for figure in figures:
+        assert figure.read_bytes().startswith(PNG_MAGIC), figure
+
+    client = MlflowClient(tracking_uri)
+    logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reporting")}
+    assert {
+        "reporting/comparison_table.json",
+        "reporting/comparison_table.csv",
+        "reporting/comparison_table.md",
+        "reporting/per_emotion_f1.png",
+        "reporting/training_curves.png",
+    } | {f"reporting/confusion_matrix_{phase}.png" for phase in PHASES} == logged
+    assert client.get_run(run.info.run_id).data.tags["data"] == "demo"
+
+
+def test_without_an_active_mlflow_run_nothing_is_logged(tracking_uri) -> None:
+    empty = pd.DataFrame()
+    log_report_to_mlflow(
+        comparison_table=empty,
+        comparison_markdown="",
+        confusion=empty,
+        per_emotion=empty,
+        histories=empty,
+        data_label=DEMO_LABEL,
+    )
+    # Logging anything would have started a run (and created the store under tmp_path).
+    assert mlflow.active_run() is None
+    assert not Path(tracking_uri.removeprefix("sqlite:///")).exists()
