@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 # Kedro's telemetry plugin must never prompt or reach the network from tests.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -21,6 +26,66 @@ def real_crema_d_metadata() -> Path:
     if not (REAL_METADATA / "processedResults" / "tabulatedVotes.csv").is_file():
         pytest.skip(
             f"real CREMA-D metadata not found at {REAL_METADATA}: place the dataset's CSV files "
-            "(SentenceFilenames.csv, VideoDemographics.csv, processedResults/) there to run this test"
+            "(SentenceFilenames.csv, VideoDemographics.csv, processedResults/) there to run this "
+            "test"
         )
     return REAL_METADATA
+
+
+@dataclass(frozen=True)
+class ProjectRun:
+    """A copy of the project after `kedro run --pipelines=demo_data` and `kedro run`."""
+
+    path: Path
+    tracking_uri: str
+    log: str
+
+    def latest(self, dataset_folder: str) -> Path:
+        """The newest version of a versioned dataset, e.g. ``data/03_primary/split.parquet``."""
+        folder = self.path / dataset_folder
+        versions = sorted(folder.iterdir())
+        assert versions, f"no version of {dataset_folder}"
+        return versions[-1] / folder.name
+
+
+def _small_demo_conf(local: Path) -> None:
+    """conf/local of a smaller but honest run: 16 actors (a dozen to learn faces from, the others
+    unseen), 4 sentences, the project's training settings."""
+    demo = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_demo_data.yml").read_text())
+    demo["demo_data"]["actors"] = [*range(1001, 1008), *range(1010, 1017), 1064, 1076]
+    demo["demo_data"]["sentences"] = ["IEO", "TIE", "MTI", "DFA"]
+    training = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())
+    training["training"]["defaults"]["trainer"]["progress_bar"] = False
+    reporting = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_reporting.yml").read_text())
+    reporting["reporting"]["bootstrap"]["n_boot"] = 200
+    for name, params in (("demo_data", demo), ("training", training), ("reporting", reporting)):
+        (local / f"parameters_{name}.yml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def demo_project_run(tmp_path_factory) -> ProjectRun:
+    """The README's main job on a small demo corpus, in a scratch copy of the project: the demo
+    data, then `kedro run` (every phase, the baseline and the report), as a user runs them."""
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    shutil.copy(PROJECT_ROOT / ".telemetry", project)
+    (project / "src").mkdir()  # the package is imported from where it is installed
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
+    (project / "conf" / "local").mkdir()
+    _small_demo_conf(project / "conf" / "local")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env |= {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
+    log = []
+    for command in (["--pipelines=demo_data"], []):
+        result = subprocess.run(
+            [sys.executable, "-m", "kedro", "run", *command],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        log.append(result.stdout + result.stderr)
+        assert result.returncode == 0, f"kedro run {command} failed:\n{log[-1][-6000:]}"
+    return ProjectRun(project, f"sqlite:///{project / 'mlflow.db'}", "\n".join(log))

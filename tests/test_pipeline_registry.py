@@ -1,0 +1,82 @@
+"""The registered pipelines, and the project's main job run end to end as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+
+from avshared.pipeline_registry import register_pipelines
+
+PHASES = ("video", "audio", "bimodal", "baseline")
+#: Metric names that every phase's MLflow run carries, so that the compare view lines them up.
+SHARED_METRICS = {"train_loss", "val_loss", "val_accuracy", "test_accuracy", "test_macro_f1"}
+
+
+def test_every_pipeline_is_registered_and_the_default_never_writes_the_demo():
+    pipelines = register_pipelines()
+    expected = {"demo_data", "ingestion", "labels", "split", "features", "training", "reporting"}
+    assert expected | set(PHASES) | {"__default__"} <= set(pipelines)
+    default = {node.name for node in pipelines["__default__"].nodes}
+    assert not default & {node.name for node in pipelines["demo_data"].nodes}
+    for phase in PHASES:
+        assert f"{phase}.train_model" in default
+        phase_nodes = {node.name for node in pipelines[phase].nodes}
+        # A phase runs from the raw files: ingestion and labels included.
+        assert {"probe_clips", "build_crowd_labels"} <= phase_nodes, sorted(phase_nodes)
+
+
+def test_the_video_phase_extracts_no_spectrograms():
+    outputs = register_pipelines()["video"].all_outputs()
+    assert "face_frames" in outputs and "log_mel_spectrograms" not in outputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", PHASES)
+def test_each_phase_beats_chance_on_unseen_actors(demo_project_run, phase):
+    metrics = json.loads(
+        demo_project_run.latest(f"data/08_reporting/{phase}/metrics.json").read_text()
+    )
+    assert metrics["demo"] is True and metrics["data"] == "demo"
+    correct = round(metrics["test_accuracy"] * metrics["test_clips"])
+    chance = binomtest(correct, metrics["test_clips"], 1 / 6, alternative="greater")
+    assert chance.pvalue < 0.01, (phase, metrics["test_accuracy"], metrics["test_clips"])
+
+
+@pytest.mark.slow
+def test_test_actors_are_never_trained_on(demo_project_run):
+    split = pd.read_parquet(demo_project_run.latest("data/03_primary/split.parquet"))
+    actors = split.groupby("split")["actor"].agg(set)
+    assert actors["test"] and not actors["test"] & (actors["train"] | actors["val"])
+    assert not actors["val"] & actors["train"]
+
+
+@pytest.mark.slow
+def test_each_phase_is_a_tagged_child_run_with_the_same_metric_names(demo_project_run):
+    client = mlflow.MlflowClient(demo_project_run.tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, filter_string="tags.phase != ''")
+    by_phase = {run.data.tags["phase"]: run for run in runs}
+    assert set(by_phase) == set(PHASES)
+    parents = {run.data.tags.get("mlflow.parentRunId") for run in runs}
+    assert len(parents) == 1 and None not in parents  # children of the one `kedro run`
+    models = client.search_logged_models(experiments)
+    for phase, run in by_phase.items():
+        assert run.data.tags["data"] == "demo"
+        assert set(run.data.metrics) >= SHARED_METRICS, (phase, sorted(run.data.metrics))
+        epochs = client.get_metric_history(run.info.run_id, "val_loss")
+        assert len(epochs) >= 2
+        artifacts = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+        assert "confusion_matrix.png" in artifacts
+        assert any(model.source_run_id == run.info.run_id for model in models), phase
+
+
+@pytest.mark.slow
+def test_the_comparison_table_has_every_row_filled(demo_project_run):
+    scores = pd.read_csv(demo_project_run.latest("data/08_reporting/comparison_scores.csv"))
+    assert scores["accuracy"].notna().all(), scores
+    table = demo_project_run.latest("data/08_reporting/comparison_table.md").read_text()
+    assert "DEMO" in table.upper()
