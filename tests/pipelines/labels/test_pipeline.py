@@ -84,23 +84,22 @@ def test_tabulated_votes_file_gives_the_same_labels_as_the_individual_ratings(
 
 
 def test_kedro_run_reads_the_root_given_on_the_command_line(tmp_path, real_crema_d_metadata):
-    """`kedro run --pipelines=labels --params=crema_d_root=...` on the real ratings."""
-    conf = tmp_path / "conf"
-    shutil.copytree(PROJECT_ROOT / "conf", conf)
-    # Keep the project's data/ untouched: send this run's outputs to tmp_path.
+    """`kedro run --pipelines=labels --params=crema_d_root=...` on the real ratings, in a scratch
+    copy of the project (conf/base only) so that the project's data/ and MLflow store stay as
+    they are."""
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)  # the package is imported from where it is installed
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
+    (project / "conf" / "local").mkdir()
+    # Send this run's outputs straight to tmp_path.
     catalog = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "catalog.yml").read_text())
     redirected = {
         name: {**catalog[name], "filepath": str(tmp_path / Path(catalog[name]["filepath"]).name)}
         for name in OUTPUT_DATASETS
     }
-    (conf / "local").mkdir(exist_ok=True)
-    (conf / "local" / "catalog_labels_test.yml").write_text(yaml.safe_dump(redirected))
-    env = {
-        **os.environ,
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        # Used only if conf has no mlflow.yml: keeps kedro-mlflow off the refused ./mlruns store.
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-    }
+    (project / "conf" / "local" / "catalog_labels_test.yml").write_text(yaml.safe_dump(redirected))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     result = subprocess.run(
         [
             sys.executable,
@@ -108,11 +107,10 @@ def test_kedro_run_reads_the_root_given_on_the_command_line(tmp_path, real_crema
             "kedro",
             "run",
             "--pipelines=labels",
-            f"--conf-source={conf}",
             f"--params=crema_d_root={real_crema_d_metadata}",
         ],
-        cwd=PROJECT_ROOT,
-        env=env,
+        cwd=project,
+        env=env | {"KEDRO_DISABLE_TELEMETRY": "1"},
         capture_output=True,
         text=True,
         timeout=300,
@@ -129,6 +127,7 @@ def test_kedro_run_reads_the_root_given_on_the_command_line(tmp_path, real_crema
     }
     labels = pd.read_parquet(tmp_path / "crowd_labels.parquet")
     assert len(labels) == 3 * 7442
+    assert (project / "mlflow.db").is_file()  # the run was tracked in the project's own store
 
 
 @pytest.mark.parametrize("dataset", ROOT_DATASETS)
