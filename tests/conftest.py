@@ -54,6 +54,9 @@ def _small_demo_conf(local: Path) -> None:
     demo = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_demo_data.yml").read_text())
     demo["demo_data"]["actors"] = [*range(1001, 1008), *range(1010, 1017), 1064, 1076]
     demo["demo_data"]["sentences"] = ["IEO", "TIE", "MTI", "DFA"]
+    # The project's LFS-pointer fault sits on an ITS clip: move it to a sentence of this corpus.
+    faults = demo["demo_data"]["faults"]
+    faults["1005_DFA_SAD_XX"] = faults.pop("1005_ITS_SAD_XX")
     training = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())
     training["training"]["defaults"]["trainer"]["progress_bar"] = False
     reporting = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_reporting.yml").read_text())

@@ -47,6 +47,22 @@ def test_each_phase_beats_chance_on_unseen_actors(demo_project_run, phase):
 
 
 @pytest.mark.slow
+def test_ingestion_rejects_every_fault_of_the_generated_corpus(demo_project_run):
+    intermediate = demo_project_run.path / "data" / "02_intermediate"
+    rejected = pd.read_parquet(intermediate / "rejected_clips.parquet")
+    assert dict(zip(rejected["clip_id"], rejected["reason"], strict=True)) == {
+        "1076_MTI_SAD_XX": "too_short",  # silent stub
+        "1076_MTI_NEU_XX": "too_short",  # very short video
+        "1064_TIE_SAD_XX": "unreadable_video",  # an FLV with no frames
+        "1064_IEO_DIS_MD": "too_long",  # every emotion in one minute
+        "1003_DFA_HAP_XX": "unreadable_video",  # random bytes
+        "1005_DFA_SAD_XX": "lfs_pointer",  # a Git LFS stub for the WAV
+    }
+    manifest = pd.read_parquet(intermediate / "clip_manifest.parquet")
+    assert not set(manifest["clip_id"]) & set(rejected["clip_id"])
+
+
+@pytest.mark.slow
 def test_test_actors_are_never_trained_on(demo_project_run):
     split = pd.read_parquet(demo_project_run.latest("data/03_primary/split.parquet"))
     actors = split.groupby("split")["actor"].agg(set)

@@ -1,4 +1,5 @@
-"""Lightning callbacks of the training node: per-epoch history and throughput, reseeding."""
+"""Lightning callbacks of the training node: per-epoch history and throughput, reseeding, early
+stopping after a warm-up."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 
 #: The per-epoch metrics every phase records, under the same names in MLflow and the history.
 EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -93,3 +95,25 @@ class ReseedEveryEpoch(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         torch.manual_seed(self.seed + trainer.current_epoch)
+
+
+class EarlyStoppingAfterWarmUp(EarlyStopping):
+    """Early stopping that starts watching at epoch ``start_epoch``.
+
+    A transformer trained from scratch on a few hundred clips can sit near chance for several
+    epochs before it learns; counting those epochs towards ``patience`` would stop it just as it
+    starts (Lightning's ``min_epochs`` only defers a stop already decided). Before ``start_epoch``
+    nothing is counted; from then on it is Lightning's EarlyStopping.
+    """
+
+    def __init__(self, *, start_epoch: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start_epoch = start_epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch >= self.start_epoch:
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch >= self.start_epoch:
+            super().on_validation_end(trainer, pl_module)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from torch import nn
@@ -28,7 +28,11 @@ from avshared.datasets.feature_store import FeatureStore
 from avshared.models import MODEL_KINDS, ModelConfig, build_model, count_parameters
 from avshared.models import parse_modalities as _parse_modalities
 from avshared.pipelines.training import tracking
-from avshared.pipelines.training.callbacks import EpochHistory, ReseedEveryEpoch
+from avshared.pipelines.training.callbacks import (
+    EarlyStoppingAfterWarmUp,
+    EpochHistory,
+    ReseedEveryEpoch,
+)
 from avshared.pipelines.training.checkpoints import BEST, PhaseCheckpoints, fingerprint
 from avshared.pipelines.training.data import (
     SPLITS,
@@ -325,7 +329,8 @@ def train_model(
                 ReseedEveryEpoch(config["seed"]),
                 history,
                 *extra_callbacks,
-                EarlyStopping(
+                EarlyStoppingAfterWarmUp(
+                    start_epoch=trainer_config["min_epochs"],
                     monitor=monitor,
                     mode=MONITOR_MODES[monitor],
                     patience=trainer_config["early_stopping"]["patience"],
