@@ -38,6 +38,7 @@ from measure import (
     environment,
     markdown_table,
     run_measured,
+    scratch_project,
     summarise,
     value_range,
     write_json,
@@ -59,16 +60,6 @@ HEADERS = [
     "peak RSS MiB (largest process)",
     "peak total RSS MiB (all processes)",
 ]
-
-
-def scratch_project(folder: Path) -> Path:
-    """The project's settings in ``folder``; the package is imported from its installed location."""
-    project = folder / "project"
-    (project / "src").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
-    return project
 
 
 def generate(project: Path, root: Path, workers: int, params: str, log_path: Path) -> Measurement:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,22 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from measure import scratch_project
 
 from avshared import crema_d
 from avshared.pipelines.ingestion.nodes import check_root, list_clips, probe_clips, validate_clips
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PARAMETERS = PROJECT_ROOT / "conf" / "base" / "parameters_ingestion.yml"
-
-
-def scratch_project(folder: Path) -> Path:
-    """The project's settings in ``folder``; the package is imported from its installed location."""
-    project = folder / "project"
-    (project / "src").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
-    return project
 
 
 def evict_media(root: Path) -> None:

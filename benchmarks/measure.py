@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -100,6 +101,17 @@ class _TreeMemorySampler(threading.Thread):
             self.peak_process_rss_kib = max(self.peak_process_rss_kib, *(rss for rss, _ in usage))
             self.peak_total_rss_kib = max(self.peak_total_rss_kib, total)
             self.stopped.wait(SAMPLE_INTERVAL_S)
+
+
+def scratch_project(folder: Path) -> Path:
+    """The project's settings in ``folder``/project, so that a measured `kedro run` never writes
+    the project's data/; the package is imported from its installed location."""
+    project = folder / "project"
+    (project / "src").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
+    (project / "conf" / "local").mkdir()
+    return project
 
 
 def run_measured(

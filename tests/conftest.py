@@ -65,16 +65,30 @@ def _small_demo_conf(local: Path) -> None:
         (local / f"parameters_{name}.yml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def make_scratch_project(folder: Path) -> Path:
+    """A copy of the project's settings (pyproject.toml, conf/base, an empty conf/local) in
+    ``folder``/project, so that a `kedro run` there never writes the project's data/ or MLflow
+    store. The package is imported from where it is installed; src/ only has to exist."""
+    project = folder / "project"
+    (project / "src").mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
+    shutil.copy(PROJECT_ROOT / ".telemetry", project)
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
+    (project / "conf" / "local").mkdir()
+    return project
+
+
+@pytest.fixture(scope="session")
+def scratch_project():
+    """``make_scratch_project``, for tests in any folder."""
+    return make_scratch_project
+
+
 @pytest.fixture(scope="session")
 def demo_project_run(tmp_path_factory) -> ProjectRun:
     """The README's main job on a small demo corpus, in a scratch copy of the project: the demo
     data, then `kedro run` (every phase, the baseline and the report), as a user runs them."""
-    project = tmp_path_factory.mktemp("project")
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copy(PROJECT_ROOT / ".telemetry", project)
-    (project / "src").mkdir()  # the package is imported from where it is installed
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
+    project = make_scratch_project(tmp_path_factory.mktemp("demo_run"))
     _small_demo_conf(project / "conf" / "local")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env |= {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,14 +58,10 @@ def test_the_catalog_puts_every_file_under_the_crema_d_root():
 
 
 @pytest.fixture(scope="module")
-def generated_root(tmp_path_factory) -> Path:
+def generated_root(tmp_path_factory, scratch_project) -> Path:
     """A `kedro run --pipelines=demo_data` of 24 clips into a new root, from a scratch project."""
     scratch = tmp_path_factory.mktemp("demo_project")
-    project = scratch / "project"
-    (project / "src").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
+    project = scratch_project(scratch)
     parameters = project / "conf" / "base" / "parameters_demo_data.yml"
     params = yaml.safe_load(parameters.read_text())
     params["demo_data"].update(actors=[1064, 1076], sentences=["TIE", "MTI"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,19 +42,6 @@ def run_in_process(crema_d_root: Path) -> dict[str, pd.DataFrame]:
     catalog["params:ingestion.workers"] = parameters["ingestion"]["workers"]
     outputs = SequentialRunner().run(create_pipeline(), catalog)
     return {name: dataset.load() for name, dataset in outputs.items()}
-
-
-def scratch_project(tmp_path: Path) -> Path:
-    """The project's settings in ``tmp_path``, so that a test run never writes the project's data/.
-
-    The package itself is imported from its installed (editable) location; src/ only has to exist.
-    """
-    project = tmp_path / "project"
-    (project / "src").mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
-    return project
 
 
 def kedro_run(project: Path, crema_d_root: Path) -> subprocess.CompletedProcess:
@@ -107,7 +93,7 @@ def test_a_missing_root_is_explained_before_its_datasets_load(tmp_path):
     assert crema_d.MISSING_ROOT_HELP in str(error.value)
 
 
-def test_kedro_run_with_the_root_in_params(tmp_path, fixture_corpus):
+def test_kedro_run_with_the_root_in_params(tmp_path, fixture_corpus, scratch_project):
     project = scratch_project(tmp_path)
     result = kedro_run(project, fixture_corpus.root)
     assert result.returncode == 0, result.stdout + result.stderr

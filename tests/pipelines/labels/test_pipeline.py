@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,15 +82,13 @@ def test_tabulated_votes_file_gives_the_same_labels_as_the_individual_ratings(
     )
 
 
-def test_kedro_run_reads_the_root_given_on_the_command_line(tmp_path, real_crema_d_metadata):
+def test_kedro_run_reads_the_root_given_on_the_command_line(
+    tmp_path, real_crema_d_metadata, scratch_project
+):
     """`kedro run --pipelines=labels --params=crema_d_root=...` on the real ratings, in a scratch
     copy of the project (conf/base only) so that the project's data/ and MLflow store stay as
     they are."""
-    project = tmp_path / "project"
-    (project / "src").mkdir(parents=True)  # the package is imported from where it is installed
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
+    project = scratch_project(tmp_path)
     # Send this run's outputs straight to tmp_path.
     catalog = yaml.safe_load((PROJECT_ROOT / "conf" / "base" / "catalog.yml").read_text())
     redirected = {
