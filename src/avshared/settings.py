@@ -2,6 +2,8 @@
 
 from kedro.config import OmegaConfigLoader
 
+from avshared.hooks.tracking import PhaseRunsHook
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -14,3 +16,6 @@ CONFIG_LOADER_ARGS = {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
     },
 }
+
+# One MLflow child run per training phase; only global rank 0 writes under torchrun / SLURM.
+HOOKS = (PhaseRunsHook(),)

@@ -138,11 +138,10 @@ def tiny_defaults(tmp_path: Path, training_parameters: dict[str, Any]) -> dict[s
     defaults = copy.deepcopy(training_parameters["defaults"])
     defaults["model"] = {
         "kind": "shared",
-        "preset": "default",
+        "preset": "tiny",
         "dim": 32,
         "depth": 1,
         "heads": 2,
-        "mlp_ratio": 2.0,
         "dropout": 0.1,
         "audio_patch": [8, 8],
         "video_tubelet": [2, 16, 16],
@@ -150,7 +149,7 @@ def tiny_defaults(tmp_path: Path, training_parameters: dict[str, Any]) -> dict[s
     defaults["optimiser"] |= {"learning_rate": 3.0e-3, "warmup_epochs": 0}
     defaults["trainer"] |= {"max_epochs": 3, "min_epochs": 1, "progress_bar": False}
     defaults["trainer"]["early_stopping"] = {"monitor": "val_loss", "patience": 10}
+    defaults["trainer"] |= {"accelerator": "cpu"}
     defaults["data"] |= {"batch_size": 16, "num_workers": 0}
     defaults["checkpoint_dir"] = str(tmp_path / "checkpoints")
-    defaults["log_to_mlflow"] = False
     return defaults

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from avshared.crema_d import DEMO_MARKER_FILE, EMOTIONS
+from avshared.pipelines.training import PHASE_MODALITIES
 from avshared.pipelines.training.nodes import (
     build_targets,
     evaluate_model,
@@ -29,7 +30,11 @@ def make_config(tiny_defaults, phase_overrides, tmp_path):
 
     def make(phase, root=tmp_path, **overrides):
         return resolve_phase_config(
-            tiny_defaults, phase_overrides[phase] | overrides, str(root), phase=phase
+            tiny_defaults,
+            phase_overrides[phase] | overrides,
+            str(root),
+            phase=phase,
+            modalities=PHASE_MODALITIES[phase],
         )
 
     return make
@@ -39,6 +44,13 @@ def _features(corpus):
     return {
         "log_mel_spectrograms": corpus.log_mel_spectrograms,
         "spectrogram_stats": corpus.spectrogram_stats,
+        "face_frames": corpus.face_frames,
+    }
+
+
+def _stores(corpus):
+    return {
+        "log_mel_spectrograms": corpus.log_mel_spectrograms,
         "face_frames": corpus.face_frames,
     }
 
@@ -90,13 +102,20 @@ def test_generated_corpus_is_labelled_demo(make_config, tmp_path):
         ({"model": {"kind": "ensemble"}}, "model.kind"),
         ({"model": {"n_mels": 128}}, "follow the stored features"),
         ({"model": {"width": 64}}, "unknown ModelConfig field"),
-        ({"modalities": ["smell"]}, "modalities"),
+        ({"modalities": ["video"]}, "PHASE_MODALITIES"),
+        ({"trainer": {"devices": 10_000}}, "this machine has"),
+        ({"trainer": {"strategy": "fsdp"}}, "not supported on cpu"),
+        ({"trainer": {"strategy": "ddp"}}, "torchrun or srun"),
+        ({"trainer": {"accelerator": "gpu"}}, "no GPU"),
+        ({"data": {"batch_size": 15}, "trainer": {"devices": 2}}, "multiple of"),
     ],
 )
 def test_phase_config_rejects_bad_choices(tiny_defaults, tmp_path, overrides, message):
+    if "accelerator" in overrides.get("trainer", {}) and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match=message):
         resolve_phase_config(
-            tiny_defaults, {"modalities": ["audio"]} | overrides, str(tmp_path), phase="audio"
+            tiny_defaults, overrides, str(tmp_path), phase="audio", modalities=("audio",)
         )
 
 
@@ -149,9 +168,8 @@ def test_each_phase_learns_emotions_of_unseen_actors(corpus, make_config, tiny_d
     predictions, metrics = evaluate_model(
         model_weights=model.state_dict(),
         targets=targets,
-        training_summary=summary,
-        config=config,
-        **_features(corpus),
+        training_summary=json.loads(json.dumps(summary)),  # as the catalog stores it
+        **_stores(corpus),
     )
     test_clips = (corpus.split["split"] == "test").sum()
     conditions = {"video": ["video_only"], "audio": ["audio_only"]}.get(

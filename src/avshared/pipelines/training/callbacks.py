@@ -1,13 +1,15 @@
 """Lightning callbacks of the training node: per-epoch history and throughput, reseeding, early
-stopping after a warm-up."""
+stopping after a warm-up. All of them are correct under DDP."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
@@ -18,14 +20,16 @@ EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy", "val_loss", "v
 class EpochHistory(L.Callback):
     """Records one row per finished epoch: the epoch metrics, learning rate and training throughput.
 
-    The rows are part of the checkpoint (``state_dict``), so a resumed run's history still starts at
-    epoch 0. ``on_epoch`` (e.g. an MLflow logger) is called with each new row, and with the restored
-    rows when a run resumes, so its record is complete too.
+    Global rank 0 writes the rows to ``path`` (JSON) after every epoch and logs each row to the
+    trainer's logger (MLflow) with the epoch as its step: under ``ddp_spawn`` the processes that
+    train are not the one that called ``fit``, so the file is how the history comes back. The rows
+    are also part of the checkpoint (``state_dict``), so a resumed run's history, file and logged
+    metrics still start at epoch 0. Throughput counts the samples of every process.
     """
 
-    def __init__(self, on_epoch: Callable[[dict[str, float]], None] | None = None):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
         self.rows: list[dict[str, float]] = []
-        self.on_epoch = on_epoch
         self.resumed_from_epoch: int | None = None
         self._epoch_seconds = 0.0
         self._epoch_samples = 0
@@ -41,7 +45,8 @@ class EpochHistory(L.Callback):
         if self.rows:
             self.resumed_from_epoch = trainer.current_epoch
             for row in self.rows:
-                self._emit(row)
+                self._log(trainer, row)
+            self._write(trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_seconds, self._epoch_samples = 0.0, 0
@@ -58,7 +63,7 @@ class EpochHistory(L.Callback):
         # Time from batch to batch: loading + forward + backward + step, but not validation.
         now = time.perf_counter()
         self._epoch_seconds += now - self._last_tick
-        self._epoch_samples += len(batch["target"])
+        self._epoch_samples += len(batch["target"]) * trainer.world_size
         self._last_tick = now
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -69,32 +74,50 @@ class EpochHistory(L.Callback):
         row["train_seconds"] = self._epoch_seconds
         row["train_samples"] = float(self._epoch_samples)
         self.rows.append(row)
-        self._emit(row)
+        self._log(trainer, row)
+        self._write(trainer)
 
-    def _emit(self, row: dict[str, float]) -> None:
-        if self.on_epoch is not None:
-            self.on_epoch(row)
+    @staticmethod
+    def _log(trainer: L.Trainer, row: dict[str, float]) -> None:
+        if trainer.logger is not None:  # Lightning's loggers log from global rank 0 only
+            metrics = {name: value for name, value in row.items() if name != "epoch"}
+            trainer.logger.log_metrics(metrics, step=int(row["epoch"]))
 
-    def samples_per_second(self) -> float:
-        """Training throughput over the epochs this process ran (restored epochs excluded)."""
-        ran = self.rows[self.resumed_from_epoch or 0 :]
-        seconds = sum(row["train_seconds"] for row in ran)
-        return sum(row["train_samples"] for row in ran) / seconds if seconds > 0 else 0.0
+    def _write(self, trainer: L.Trainer) -> None:
+        if trainer.is_global_zero:
+            record = {"rows": self.rows, "resumed_from_epoch": self.resumed_from_epoch}
+            temporary = self.path.with_suffix(".partial")
+            temporary.write_text(json.dumps(record))
+            temporary.replace(self.path)
+
+
+def read_history(path: str | Path) -> tuple[list[dict[str, float]], int | None]:
+    """The rows and resume epoch an ``EpochHistory`` wrote to ``path``."""
+    record = json.loads(Path(path).read_text())
+    return record["rows"], record["resumed_from_epoch"]
+
+
+def samples_per_second(rows: list[dict[str, float]], resumed_from_epoch: int | None) -> float:
+    """Training throughput over the epochs a run trained itself (restored epochs excluded)."""
+    ran = rows[resumed_from_epoch or 0 :]
+    seconds = sum(row["train_seconds"] for row in ran)
+    return sum(row["train_samples"] for row in ran) / seconds if seconds > 0 else 0.0
 
 
 class ReseedEveryEpoch(L.Callback):
-    """Seeds torch's generator from (seed, epoch) at the start of every training epoch.
+    """Seeds torch's generator from (seed, epoch, global rank) at the start of every epoch.
 
     Dropout and modality dropout then draw the same numbers in epoch ``e`` whether the run went
-    straight through or resumed from a checkpoint at ``e``: a resumed run ends where an
-    uninterrupted one does.
+    straight through or resumed from a checkpoint at ``e`` (a resumed run ends where an
+    uninterrupted one does), and under DDP every process draws its own numbers.
     """
 
     def __init__(self, seed: int):
         self.seed = seed
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        torch.manual_seed(self.seed + trainer.current_epoch)
+        entropy = [self.seed, trainer.current_epoch, trainer.global_rank]
+        torch.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
 
 class EarlyStoppingAfterWarmUp(EarlyStopping):

@@ -2,23 +2,23 @@
 
 A ``ClipDataset`` row is one clip of the targets table; its spectrogram and face frames are looked
 up in the memory-mapped feature stores by that clip's id, never by position, so the stores' row
-order does not matter. Spectrograms are standardised with the training-only ``spectrogram_stats``
-as items are read; face frames stay uint8 until the model (which converts and normalises them).
-
-Shuffling is seeded per epoch (``EpochSeededSampler``), so the order of epoch ``e`` is the same
-whether a run goes straight through or resumes from a checkpoint at epoch ``e``.
+order does not matter. Items are returned as stored (spectrograms float16, face frames uint8): the
+training module standardises spectrograms with the training-only ``spectrogram_stats`` batch-wise
+on the device, and the model converts and normalises face frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from avshared.crema_d import EMOTIONS
 from avshared.datasets.feature_store import FeatureStore
@@ -40,11 +40,12 @@ def target_indices(targets: pd.DataFrame) -> np.ndarray:
 
 
 class ClipDataset(Dataset):
-    """Items ``{"audio", "video", "target", "label"}`` for the clips of a targets table.
+    """Items ``{"audio", "video", "target", "label"}`` for the clips of a targets table, raw.
 
-    ``audio`` (1, n_mels, frames) float32 standardised, ``video`` (frames, 3, H, W) uint8,
-    ``target`` (6,) float32 distribution, ``label`` int64 class index (``NO_LABEL`` if none). Only
-    the modalities whose store is given are returned.
+    ``audio`` (1, n_mels, frames) as stored (float16 dB: the model's module standardises whole
+    batches on the device), ``video`` (frames, 3, H, W) uint8, ``target`` (6,) float32
+    distribution, ``label`` int64 class index (``NO_LABEL`` if none). Only the modalities whose
+    store is given are returned.
     """
 
     def __init__(
@@ -52,12 +53,9 @@ class ClipDataset(Dataset):
         targets: pd.DataFrame,
         audio: FeatureStore | None = None,
         video: FeatureStore | None = None,
-        spectrogram_stats: Mapping[str, Any] | None = None,
     ):
         if audio is None and video is None:
             raise ValueError("a ClipDataset needs at least one feature store (audio or video)")
-        if audio is not None and spectrogram_stats is None:
-            raise ValueError("audio features need spectrogram_stats to be standardised")
         missing = {
             name: sorted(set(targets["clip_id"]) - set(store.clip_ids))[:5]
             for name, store in (("audio", audio), ("video", video))
@@ -72,14 +70,18 @@ class ClipDataset(Dataset):
         self.targets = torch.from_numpy(targets.loc[:, list(TARGET_COLUMNS)].to_numpy(np.float32))
         self.labels = torch.from_numpy(target_indices(targets))
         self.audio, self.video = audio, video
-        self.spectrogram_stats = spectrogram_stats
 
     def __len__(self) -> int:
         return len(self.clip_ids)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        inputs = clip_inputs(self.clip_ids[index], self.audio, self.video, self.spectrogram_stats)
-        return {**inputs, "target": self.targets[index], "label": self.labels[index]}
+        clip_id, item = self.clip_ids[index], {}
+        # Copies out of the read-only memory maps: torch wants writable memory.
+        if self.audio is not None:
+            item["audio"] = torch.from_numpy(np.array(self.audio.get(clip_id)))
+        if self.video is not None:
+            item["video"] = torch.from_numpy(np.array(self.video.get(clip_id)))
+        return {**item, "target": self.targets[index], "label": self.labels[index]}
 
 
 def clip_inputs(
@@ -99,23 +101,6 @@ def clip_inputs(
     return inputs
 
 
-class EpochSeededSampler(Sampler[int]):
-    """A shuffled order that depends only on (seed, epoch); Lightning calls ``set_epoch``."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.size
-
-
 def select_clips_with_features(
     targets: pd.DataFrame, stores: Sequence[FeatureStore]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -129,10 +114,23 @@ def select_clips_with_features(
     }
 
 
-class ClipDataModule(L.LightningDataModule):
-    """Train/val/test loaders over a targets table with a ``split`` column.
+@dataclass(frozen=True)
+class LoaderSettings:
+    """DataLoader settings of every process: worker processes, pinned memory, kept workers."""
 
-    Only ``train`` rows are shuffled (``EpochSeededSampler``); val and test keep the table's order.
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = True
+
+
+class ClipDataModule(L.LightningDataModule):
+    """Train/val loaders over a targets table with a ``split`` column, for one process or many.
+
+    ``batch_size`` is per process. Train rows are shuffled by a ``DistributedSampler`` seeded with
+    ``seed`` (Lightning calls its ``set_epoch``): the order of epoch ``e`` depends only on (seed,
+    e), so a resumed run sees what an uninterrupted one would, and under DDP every process takes
+    its own share of that order. Val rows keep the table's order and are shared out without
+    repeats, so the metrics reduced over processes count every clip once.
     """
 
     def __init__(
@@ -141,48 +139,53 @@ class ClipDataModule(L.LightningDataModule):
         *,
         audio: FeatureStore | None,
         video: FeatureStore | None,
-        spectrogram_stats: Mapping[str, Any] | None,
         batch_size: int,
-        num_workers: int,
         seed: int,
+        loader: LoaderSettings = LoaderSettings(),
     ):
         super().__init__()
         self.datasets = {
             split: ClipDataset(
-                targets.loc[targets["split"] == split].reset_index(drop=True),
-                audio,
-                video,
-                spectrogram_stats,
+                targets.loc[targets["split"] == split].reset_index(drop=True), audio, video
             )
-            for split in SPLITS
+            for split in ("train", "val")
         }
-        empty = [split for split in ("train", "val") if not len(self.datasets[split])]
+        empty = [split for split, dataset in self.datasets.items() if not len(dataset)]
         if empty:
             raise ValueError(
                 f"no {' or '.join(empty)} clips to train with: check the split dataset "
                 "(split.strategy and fractions in parameters_split.yml) and the features report"
             )
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.batch_size, self.seed, self.loader = batch_size, seed, loader
 
-    def _loader(self, split: str, sampler: Sampler[int] | None = None) -> DataLoader:
+    def _processes(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, split: str, sampler: Sampler[int]) -> DataLoader:
+        workers = self.loader.num_workers
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            num_workers=workers,
+            persistent_workers=self.loader.persistent_workers and workers > 0,
+            pin_memory=self.loader.pin_memory,
             # Its own generator: starting an epoch's iterator then draws nothing from the global
             # one, which dropout uses (a resumed run starts its iterator at another moment).
             generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochSeededSampler(len(self.datasets["train"]), self.seed)
+        replicas, rank = self._processes()
+        sampler = DistributedSampler(
+            self.datasets["train"], num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed
+        )
         return self._loader("train", sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        replicas, rank = self._processes()
+        sampler = UnrepeatedDistributedSampler(
+            self.datasets["val"], num_replicas=replicas, rank=rank, shuffle=False
+        )
+        return self._loader("val", sampler)

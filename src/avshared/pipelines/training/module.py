@@ -1,14 +1,24 @@
-"""The Lightning wrapper around an avshared classifier: loss, metrics, optimiser and schedule."""
+"""The Lightning wrapper around an avshared classifier: standardisation, loss, metrics, optimiser,
+schedule and prediction.
+
+Everything a step does stays on the device: spectrograms are standardised there as one batched
+operation (``on_after_batch_transfer``), and loss and accuracy are torchmetrics objects, which
+Lightning reduces at the end of the epoch, across every process under DDP. No step reads a value
+back to the host.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
 
 from avshared.pipelines.training.data import NO_LABEL
 
@@ -22,42 +32,77 @@ def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return -(target * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
 
 
-def labelled_accuracy(logits: Tensor, labels: Tensor) -> tuple[Tensor, int]:
-    """Share of correct argmax predictions among samples that have a label, and their count."""
-    has_label = labels != NO_LABEL
-    count = int(has_label.sum())
-    if not count:
-        return logits.new_zeros(()), 0
-    correct = (logits.argmax(dim=-1)[has_label] == labels[has_label]).float().mean()
-    return correct, count
-
-
 def inputs_of(batch: dict[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
     """The model's keyword inputs (``audio``/``video``) from a batch."""
     return {modality: batch[modality] for modality in modalities}
 
 
+def spectrogram_standardiser(stats: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+    """``spectrogram_stats`` as (mean, std) tensors of shape (1, 1, n_mels or 1, 1), to broadcast
+    over a batch ``(B, 1, n_mels, frames)``."""
+    mean = torch.tensor(stats["mean"], dtype=torch.float32).reshape(1, 1, -1, 1)
+    std = torch.tensor(stats["std"], dtype=torch.float32).reshape(1, 1, -1, 1)
+    return mean, std
+
+
 class EmotionClassifierModule(L.LightningModule):
     """Trains ``model`` (an avshared.models classifier) on batches of ``ClipDataModule``.
 
-    Logs per epoch ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``. AdamW with a
-    linear warm-up then cosine decay to zero at ``max_epochs``, stepped every batch.
+    Batches arrive raw (``audio`` float16 dB, ``video`` uint8); ``spectrogram_stats`` standardise
+    the audio on the device. Logs per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
+    ``val_accuracy`` (reduced over all processes). AdamW with a linear warm-up then cosine decay to
+    zero at ``max_epochs``, stepped every batch. ``predict_step`` returns class probabilities for
+    the inputs named by ``predict_modalities`` (default: all the model's).
     """
 
     def __init__(
         self,
         model: nn.Module,
         modalities: Sequence[str],
-        learning_rate: float,
-        weight_decay: float,
-        warmup_epochs: float,
+        spectrogram_stats: Mapping[str, Any] | None = None,
+        *,
+        learning_rate: float = 0.0,
+        weight_decay: float = 0.0,
+        warmup_epochs: float = 0.0,
     ):
         super().__init__()
         self.model = model
         self.modalities = tuple(modalities)
+        self.predict_modalities = self.modalities
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_epochs = warmup_epochs
+        if "audio" in self.modalities and spectrogram_stats is None:
+            raise ValueError("audio inputs need spectrogram_stats to be standardised")
+        mean, std = spectrogram_standardiser(spectrogram_stats or {"mean": [0.0], "std": [1.0]})
+        # Not part of the state_dict: the statistics travel in the training summary.
+        self.register_buffer("audio_mean", mean, persistent=False)
+        self.register_buffer("audio_std", std, persistent=False)
+        classes = model.config.num_classes
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric
+                for stage in ("train", "val")
+                for name, metric in (
+                    ("loss", MeanMetric()),
+                    (
+                        "accuracy",
+                        MulticlassAccuracy(
+                            classes,
+                            average="micro",
+                            ignore_index=NO_LABEL,
+                            # Checking the labels' values would read them back to the host.
+                            validate_args=False,
+                        ),
+                    ),
+                )
+            }
+        )
+
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict:
+        if "audio" in batch:
+            batch["audio"] = (batch["audio"].float() - self.audio_mean) / self.audio_std
+        return batch
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.model(**inputs_of(batch, self.modalities))
@@ -65,13 +110,12 @@ class EmotionClassifierModule(L.LightningModule):
     def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         logits = self(batch)
         loss = soft_cross_entropy(logits, batch["target"])
-        accuracy, labelled = labelled_accuracy(logits, batch["label"])
-        size = len(batch["target"])
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=size)
-        if labelled:
-            self.log(
-                f"{stage}_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=labelled
-            )
+        loss_metric, accuracy = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_accuracy"]
+        loss_metric.update(loss.detach(), weight=len(batch["target"]))
+        accuracy.update(logits.detach(), batch["label"])
+        # Metric objects: Lightning computes them (synced over processes) at the epoch's end.
+        self.log(f"{stage}_loss", loss_metric, on_step=False, on_epoch=True, logger=False)
+        self.log(f"{stage}_accuracy", accuracy, on_step=False, on_epoch=True, logger=False)
         return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -79,6 +123,9 @@ class EmotionClassifierModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self.model(**inputs_of(batch, self.predict_modalities)).float().softmax(dim=-1)
 
     def configure_optimizers(self):
         # Weight decay on the matrices of linear and convolution layers only, as in ViT: not on

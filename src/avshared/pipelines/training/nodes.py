@@ -1,7 +1,9 @@
 """Nodes of the training template, which runs once per phase (video, audio, bimodal, baseline).
 
-config -> targets -> trained model + history -> test predictions + metrics -> confusion matrix ->
-MLflow. Features and targets always meet by clip id.
+config -> targets -> trained model + history + training summary -> test predictions + metrics ->
+confusion matrix -> MLflow. Features and targets always meet by clip id. The training summary holds
+what reloading the model needs (kind, modalities, sizes, spectrogram statistics), so evaluation
+runs from the catalog alone (``kedro run --from-nodes=<phase>.evaluate_model``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -18,7 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from torch import nn
 from torch.utils.data import DataLoader
@@ -26,12 +32,13 @@ from torch.utils.data import DataLoader
 from avshared.crema_d import EMOTIONS, MODALITIES, is_demo_root
 from avshared.datasets.feature_store import FeatureStore
 from avshared.models import MODEL_KINDS, ModelConfig, build_model, count_parameters
-from avshared.models import parse_modalities as _parse_modalities
 from avshared.pipelines.training import tracking
 from avshared.pipelines.training.callbacks import (
     EarlyStoppingAfterWarmUp,
     EpochHistory,
     ReseedEveryEpoch,
+    read_history,
+    samples_per_second,
 )
 from avshared.pipelines.training.checkpoints import BEST, PhaseCheckpoints, fingerprint
 from avshared.pipelines.training.data import (
@@ -39,11 +46,11 @@ from avshared.pipelines.training.data import (
     TARGET_COLUMNS,
     ClipDataModule,
     ClipDataset,
-    clip_inputs,
     select_clips_with_features,
     target_indices,
 )
-from avshared.pipelines.training.module import EmotionClassifierModule, inputs_of
+from avshared.pipelines.training.devices import TrainerSettings, trainer_settings
+from avshared.pipelines.training.module import EmotionClassifierModule
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +63,13 @@ FEATURE_DATASETS: dict[str, str] = {"audio": "log_mel_spectrograms", "video": "f
 FEATURE_SIZED_FIELDS: tuple[str, ...] = ("n_mels", "audio_frames", "video_frames", "image_size")
 #: Parameters that do not change what a run computes: a run may resume across changes to them.
 RESUME_INDEPENDENT: tuple[tuple[str, ...], ...] = (
-    ("log_to_mlflow",),
     ("checkpoint_dir",),
     ("data", "num_workers"),
+    ("data", "pin_memory"),
+    ("data", "persistent_workers"),
     ("trainer", "progress_bar"),
 )
+HISTORY_FILE = "history.json"
 #: What a test prediction's ``condition`` says about the inputs the model was given.
 CONDITIONS: dict[tuple[str, ...], str] = {
     ("audio", "video"): "audiovisual",
@@ -70,34 +79,35 @@ CONDITIONS: dict[tuple[str, ...], str] = {
 PREDICTION_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
 
 
-def _deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(dict(base))
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def data_source(crema_d_root: str) -> str:
     """``demo`` when the root holds the demo generator's marker file, else ``crema-d``."""
     return "demo" if is_demo_root(crema_d_root) else "crema-d"
 
 
 def resolve_phase_config(
-    defaults: dict[str, Any], overrides: dict[str, Any], crema_d_root: str, *, phase: str
+    defaults: dict[str, Any],
+    overrides: dict[str, Any],
+    crema_d_root: str,
+    *,
+    phase: str,
+    modalities: Sequence[str],
 ) -> dict[str, Any]:
-    """One phase's training configuration: the shared defaults with the phase's overrides merged in.
+    """One phase's training configuration: the shared defaults with the phase's overrides merged in
+    (OmegaConf, key by key), and the phase's ``modalities`` (fixed by PHASE_MODALITIES).
 
-    Adds ``phase`` and ``data_source`` (demo | crema-d) and checks every choice, so that a typo
-    fails before any feature is extracted.
+    Adds ``phase``, ``modalities`` and ``data_source`` (demo | crema-d) and checks every choice,
+    trainer and devices included, so that a typo fails before any feature is extracted.
     """
     where = f"training.phases.{phase}"
-    config = _deep_merge(defaults, overrides)
-    if "modalities" not in config:
-        raise ValueError(f"{where}.modalities is missing: list the inputs, e.g. [audio, video]")
-    config["modalities"] = list(_parse_modalities(config["modalities"]))
+    if "modalities" in overrides:
+        raise ValueError(
+            f"{where}.modalities is set, but a phase's inputs are fixed by its pipeline: "
+            "PHASE_MODALITIES in avshared/pipelines/training/pipeline.py; remove the key, or add "
+            "a phase there"
+        )
+    merged = OmegaConf.merge(OmegaConf.create(defaults), OmegaConf.create(overrides or {}))
+    config: dict[str, Any] = OmegaConf.to_container(merged, resolve=True)  # type: ignore[assignment]
+    config["modalities"] = list(modalities)
     config["phase"] = phase
     config["data_source"] = data_source(crema_d_root)
     target = config["target"]
@@ -125,6 +135,7 @@ def resolve_phase_config(
             "and change parameters_features.yml instead"
         )
     _model_config(model)  # raises on an unknown preset or field
+    trainer_settings(config["trainer"], config["data"])  # raises on devices this machine lacks
     return config
 
 
@@ -248,10 +259,85 @@ def _resume_description(
     }
 
 
-def _precision(trainer: Mapping[str, Any]) -> str:
-    """Mixed precision on a GPU only: on a CPU it is slower and less exact."""
-    on_gpu = torch.cuda.is_available() and trainer["accelerator"] in ("auto", "gpu", "cuda")
-    return trainer["gpu_precision"] if on_gpu else "32-true"
+def _phase_module(
+    config: Mapping[str, Any], model_config: ModelConfig, spectrogram_stats: Mapping | None
+) -> EmotionClassifierModule:
+    """The seeded model in its Lightning module (same initial weights in every process)."""
+    L.seed_everything(config["seed"], workers=True, verbose=False)
+    model = build_model(config["model"]["kind"], config["modalities"], model_config)
+    return EmotionClassifierModule(
+        model, config["modalities"], spectrogram_stats, **config["optimiser"]
+    )
+
+
+def _trainer(
+    config: Mapping[str, Any],
+    settings: TrainerSettings,
+    checkpoints: PhaseCheckpoints,
+    logger: MLFlowLogger | None,
+    callbacks: Sequence[Callback],
+) -> L.Trainer:
+    trainer = config["trainer"]
+    monitor = trainer["early_stopping"]["monitor"]
+    return L.Trainer(
+        **settings.trainer_kwargs(),
+        max_epochs=trainer["max_epochs"],
+        min_epochs=trainer["min_epochs"],
+        gradient_clip_val=trainer["gradient_clip_val"],
+        deterministic=trainer["deterministic"],
+        callbacks=[
+            ReseedEveryEpoch(config["seed"]),
+            EpochHistory(checkpoints.directory / HISTORY_FILE),
+            *callbacks,
+            EarlyStoppingAfterWarmUp(
+                start_epoch=trainer["min_epochs"],
+                monitor=monitor,
+                mode=MONITOR_MODES[monitor],
+                patience=trainer["early_stopping"]["patience"],
+            ),
+            ModelCheckpoint(
+                dirpath=checkpoints.directory,
+                filename=BEST,
+                monitor=monitor,
+                mode=MONITOR_MODES[monitor],
+                save_last=True,
+                enable_version_counter=False,
+            ),
+        ],
+        logger=logger if logger is not None else False,
+        enable_progress_bar=trainer["progress_bar"],
+        enable_model_summary=False,
+        default_root_dir=checkpoints.directory,
+    )
+
+
+@contextmanager
+def _known_warnings() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # The folder holds this run's fingerprint (and, when resuming, its checkpoints).
+        warnings.filterwarnings("ignore", "Checkpoint directory .* is not empty")
+        # Lightning 2.6 on torch 2.14 warns once per batch about torch's own pytree API.
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
+        # The module standardises batches on the device, by design, whatever the data module.
+        warnings.filterwarnings("ignore", "You have overridden `on_after_batch_transfer`")
+        yield
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: EmotionClassifierModule,
+    data: ClipDataModule,
+    resume_from: Path | None,
+) -> int:
+    """Fit, then load the best checkpoint into ``module``; returns the best epoch."""
+    with _known_warnings():
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    # Under ddp_spawn the processes that trained have ended; the checkpoint is on disk.
+    best = torch.load(
+        trainer.checkpoint_callback.best_model_path, map_location="cpu", weights_only=True
+    )
+    module.load_state_dict(best["state_dict"])
+    return int(best["epoch"])
 
 
 def train_model(
@@ -259,37 +345,29 @@ def train_model(
     targets: pd.DataFrame,
     target_summary: dict[str, Any],
     config: dict[str, Any],
+    mlflow_run: dict[str, str] | None = None,
     log_mel_spectrograms: FeatureStore | None = None,
     spectrogram_stats: dict[str, Any] | None = None,
     face_frames: FeatureStore | None = None,
     extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
-    """Train the phase's model on the train split, early-stopped on the val split, in its own
-    MLflow run; resume from the phase's checkpoint when an earlier run of it was interrupted.
+    """Train the phase's model on the train split, early-stopped on the val split, on the devices
+    and nodes of ``config["trainer"]``; resume from the phase's checkpoint when an earlier run of it
+    was interrupted. Logs to the phase's MLflow run ``mlflow_run`` (from PhaseRunsHook) if given.
 
     Returns the best model (by ``early_stopping.monitor``; the catalog stores its state_dict), the
-    per-epoch history (epoch, train/val loss and accuracy, learning rate, throughput) and a summary
-    for evaluation: model sizes, parameter count, epochs, throughput, clip counts, MLflow run id.
-    ``extra_callbacks`` are added to Lightning's (tests use it to interrupt a run).
+    per-epoch history (epoch, train/val loss and accuracy, learning rate, throughput) and the
+    training summary: what reloading the model needs (``model_kind``, ``modalities``,
+    ``model_config``, ``spectrogram_stats``), the phase configuration, parameter count, epochs,
+    throughput, devices, clip counts and the MLflow run id. ``extra_callbacks`` are added to
+    Lightning's (tests use them to interrupt a run).
     """
     stores = _feature_stores(config, log_mel_spectrograms, face_frames)
     targets, without_features = select_clips_with_features(targets, list(stores.values()))
     if sum(without_features.values()):
         logger.warning("Clips without features, left out per split: %s", without_features)
     model_config = _sized_model_config(config, stores)
-    trainer_config, monitor = config["trainer"], config["trainer"]["early_stopping"]["monitor"]
-    L.seed_everything(config["seed"], workers=True, verbose=False)
-    model = build_model(config["model"]["kind"], config["modalities"], model_config)
-    module = EmotionClassifierModule(model, config["modalities"], **config["optimiser"])
-    data = ClipDataModule(
-        targets,
-        audio=stores.get("audio"),
-        video=stores.get("video"),
-        spectrogram_stats=spectrogram_stats,
-        batch_size=config["data"]["batch_size"],
-        num_workers=config["data"]["num_workers"],
-        seed=config["seed"],
-    )
+    settings = trainer_settings(config["trainer"], config["data"])
     checkpoints = PhaseCheckpoints(
         config["checkpoint_dir"],
         config["phase"],
@@ -297,95 +375,100 @@ def train_model(
     )
     resume_from = checkpoints.resume_path()
     checkpoints.prepare()
-    with tracking.phase_run(config) as run_id:
-        if run_id is not None:
-            tracking.log_phase_params(
-                {
-                    **config,
-                    "model": {**config["model"], **model_config.to_dict()},
-                    "targets": target_summary,
-                    "clips_without_features": without_features,
-                    "param_count": count_parameters(model),
-                }
-            )
-        history = EpochHistory(on_epoch=tracking.log_epoch if run_id is not None else None)
-        best = ModelCheckpoint(
-            dirpath=checkpoints.directory,
-            filename=BEST,
-            monitor=monitor,
-            mode=MONITOR_MODES[monitor],
-            save_last=True,
-            enable_version_counter=False,
+    stats = spectrogram_stats if "audio" in stores else None
+    module = _phase_module(config, model_config, stats)
+    data = ClipDataModule(
+        targets,
+        audio=stores.get("audio"),
+        video=stores.get("video"),
+        batch_size=settings.batch_size_per_process,
+        seed=config["seed"],
+        loader=settings.loader,
+    )
+    run_logger = tracking.phase_logger(mlflow_run)
+    param_count = count_parameters(module.model)
+    if run_logger is not None:
+        tracking.log_phase_start(
+            run_logger,
+            config,
+            {
+                **config,
+                "model": {**config["model"], **model_config.to_dict()},
+                "targets": target_summary,
+                "clips_without_features": without_features,
+                "param_count": param_count,
+                "world_size": settings.world_size,
+            },
         )
-        trainer = L.Trainer(
-            accelerator=trainer_config["accelerator"],
-            devices=1,
-            precision=_precision(trainer_config),
-            max_epochs=trainer_config["max_epochs"],
-            min_epochs=trainer_config["min_epochs"],
-            gradient_clip_val=trainer_config["gradient_clip_val"],
-            deterministic=trainer_config["deterministic"],
-            callbacks=[
-                ReseedEveryEpoch(config["seed"]),
-                history,
-                *extra_callbacks,
-                EarlyStoppingAfterWarmUp(
-                    start_epoch=trainer_config["min_epochs"],
-                    monitor=monitor,
-                    mode=MONITOR_MODES[monitor],
-                    patience=trainer_config["early_stopping"]["patience"],
-                ),
-                best,
-            ],
-            logger=False,
-            enable_progress_bar=trainer_config["progress_bar"],
-            enable_model_summary=False,
-            default_root_dir=checkpoints.directory,
-        )
-        with warnings.catch_warnings():
-            # The folder holds this run's fingerprint (and, when resuming, its checkpoints).
-            warnings.filterwarnings("ignore", "Checkpoint directory .* is not empty")
-            # Lightning 2.6 on torch 2.14 warns once per batch about torch's own pytree API.
-            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
-            trainer.fit(module, datamodule=data, ckpt_path=resume_from)
-        if trainer.interrupted:
-            raise RuntimeError(
-                f"training of phase {config['phase']!r} was interrupted; run the same command "
-                f"again to resume from {checkpoints.last}"
-            )
-        best_state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(best_state["state_dict"])
-    checkpoints.clear()
-    history_table = pd.DataFrame(history.rows).astype({"epoch": "int64"})
+    trainer = _trainer(config, settings, checkpoints, run_logger, extra_callbacks)
+    best_epoch = _fit(trainer, module, data, resume_from)
+    rows, resumed_from_epoch = read_history(checkpoints.directory / HISTORY_FILE)
+    # With processes started by a cluster launcher, all read the checkpoint before rank 0 clears.
+    trainer.strategy.barrier("best checkpoint read")
+    if trainer.is_global_zero:
+        checkpoints.clear()
     summary = {
         "phase": config["phase"],
         "data_source": config["data_source"],
-        "mlflow_run_id": run_id,
+        "mlflow_run_id": mlflow_run["run_id"] if mlflow_run else None,
+        "mlflow_tracking_uri": mlflow_run["tracking_uri"] if mlflow_run else None,
+        "model_kind": config["model"]["kind"],
+        "modalities": config["modalities"],
         "model_config": model_config.to_dict(),
-        "param_count": count_parameters(model),
-        "epochs": len(history.rows),
-        "best_epoch": int(best_state["epoch"]),
-        "resumed_from_epoch": history.resumed_from_epoch,
-        "train_samples_per_s": history.samples_per_second(),
+        "spectrogram_stats": stats,
+        "param_count": param_count,
+        "epochs": len(rows),
+        "best_epoch": best_epoch,
+        "resumed_from_epoch": resumed_from_epoch,
+        "train_samples_per_s": samples_per_second(rows, resumed_from_epoch),
+        "devices": {
+            "accelerator": settings.accelerator,
+            "devices": settings.devices,
+            "num_nodes": settings.num_nodes,
+            "precision": settings.precision,
+        },
         "clips": _count_by_split(targets),
         "clips_without_features": without_features,
         "targets": target_summary,
+        "config": config,
     }
     logger.info(
-        "Phase %s: %d epochs (best %d), %.1f training samples/s",
+        "Phase %s: %d epochs (best %d) on %d %s process(es), %.1f training samples/s",
         config["phase"],
         summary["epochs"],
-        summary["best_epoch"],
+        best_epoch,
+        settings.world_size,
+        settings.accelerator,
         summary["train_samples_per_s"],
     )
-    return module.model.cpu(), history_table, summary
+    history = pd.DataFrame(rows).astype({"epoch": "int64"})
+    return module.model.cpu(), history, summary
 
 
-def _load_model(
-    model_weights: Mapping[str, torch.Tensor], config: Mapping[str, Any], summary: Mapping
+def load_trained_model(
+    model_weights: Mapping[str, torch.Tensor], training_summary: Mapping[str, Any]
 ) -> nn.Module:
-    model_config = ModelConfig(**summary["model_config"])
-    model = build_model(config["model"]["kind"], config["modalities"], model_config)
+    """Rebuild a phase's trained model from the catalog alone: its weights and training summary.
+
+    Refuses weights of another model configuration, naming the mismatch.
+    """
+    model = build_model(
+        training_summary["model_kind"],
+        training_summary["modalities"],
+        ModelConfig(**training_summary["model_config"]),
+    )
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    given = {name: tuple(t.shape) for name, t in model_weights.items()}
+    if expected != given:
+        differ = sorted(n for n in expected.keys() & given.keys() if expected[n] != given[n])
+        missing, unexpected = expected.keys() - given.keys(), given.keys() - expected.keys()
+        raise ValueError(
+            f"the weights do not fit the {training_summary['model_kind']} model of "
+            f"{training_summary['model_config']}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}, other shapes "
+            f"{[(n, given[n], expected[n]) for n in differ[:5]]}; load the training summary "
+            "saved with these weights (the same version)"
+        )
     model.load_state_dict(model_weights)
     return model.eval()
 
@@ -409,17 +492,32 @@ def _score(rows: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def _evaluation_trainer(training_summary: Mapping[str, Any]) -> L.Trainer:
+    """One device of the accelerator the phase trained on (a GPU when there is one)."""
+    config = training_summary["config"]
+    single = {**config["trainer"], "devices": 1, "num_nodes": 1, "strategy": "auto"}
+    settings = trainer_settings(single, {**config["data"], "num_workers": 0})
+    return L.Trainer(
+        accelerator=settings.accelerator,
+        devices=1,
+        precision=settings.precision,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+
+
 def evaluate_model(
     *,
     model_weights: dict[str, torch.Tensor],
     targets: pd.DataFrame,
     training_summary: dict[str, Any],
-    config: dict[str, Any],
     log_mel_spectrograms: FeatureStore | None = None,
-    spectrogram_stats: dict[str, Any] | None = None,
     face_frames: FeatureStore | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Predict the test split under every input condition and score it.
+    """Predict the test split under every input condition with Lightning on the accelerator, and
+    score it. Needs only what the catalog holds (weights, training summary, targets, features).
 
     Returns the predictions, one row per test clip and condition: condition (audiovisual |
     audio_only | video_only: the inputs given), clip_id, actor, emotion (acted), level, target and
@@ -429,6 +527,7 @@ def evaluate_model(
     Test clips without a single-label target (a tied crowd vote under ``perceived_soft``) are not
     predicted; ``test_clips_unscored`` counts them.
     """
+    config = training_summary["config"]
     stores = _feature_stores(config, log_mel_spectrograms, face_frames)
     test_rows = targets.loc[targets["split"] == "test"]
     test, _ = select_clips_with_features(test_rows, list(stores.values()))
@@ -439,15 +538,21 @@ def evaluate_model(
             "no test clips with features and a target: check the split dataset, the features "
             "report and the target parameters"
         )
-    model = _load_model(model_weights, config, training_summary)
-    dataset = ClipDataset(test, stores.get("audio"), stores.get("video"), spectrogram_stats)
-    loader = DataLoader(dataset, batch_size=config["data"]["batch_size"])
+    model = load_trained_model(model_weights, training_summary)
+    module = EmotionClassifierModule(
+        model, config["modalities"], training_summary["spectrogram_stats"]
+    )
+    loader = DataLoader(
+        ClipDataset(test, stores.get("audio"), stores.get("video")),
+        batch_size=config["data"]["batch_size"],
+    )
+    trainer = _evaluation_trainer(training_summary)
     tables = []
     for given in _conditions(config["modalities"]):
-        with torch.no_grad():
-            probabilities = torch.cat(
-                [model(**inputs_of(batch, given)).softmax(dim=-1) for batch in loader]
-            ).numpy()
+        module.predict_modalities = given
+        with _known_warnings():
+            batches = trainer.predict(module, dataloaders=loader)
+        probabilities = torch.cat(batches).cpu().numpy()
         table = test.loc[:, ["clip_id", "actor", "emotion", "level"]]
         table.insert(0, "condition", CONDITIONS[given])
         table["target"] = target_indices(test)
@@ -516,26 +621,21 @@ def plot_confusion_matrix(test_predictions: pd.DataFrame, metrics: dict[str, Any
 
 def log_phase_results(
     *,
-    model_weights: dict[str, torch.Tensor],
     training_summary: dict[str, Any],
     metrics: dict[str, Any],
     test_predictions: pd.DataFrame,
-    config: dict[str, Any],
-    log_mel_spectrograms: FeatureStore | None = None,
-    spectrogram_stats: dict[str, Any] | None = None,
-    face_frames: FeatureStore | None = None,
 ) -> None:
-    """Add the test metrics, confusion matrix and model (with a one-clip input example) to the
-    phase's MLflow run; nothing when MLflow logging is off."""
-    with tracking.reopen_phase_run(training_summary["mlflow_run_id"]) as logging_on:
-        if not logging_on:
-            return
-        stores = _feature_stores(config, log_mel_spectrograms, face_frames)
-        first_store, *others = stores.values()
-        clip_id = next(c for c in first_store.clip_ids if all(c in store for store in others))
-        inputs = clip_inputs(clip_id, stores.get("audio"), stores.get("video"), spectrogram_stats)
-        input_example = {name: x.unsqueeze(0).numpy() for name, x in inputs.items()}
-        model = _load_model(model_weights, config, training_summary)
-        figure = plot_confusion_matrix(test_predictions, metrics)
-        tracking.log_test_results(metrics, figure, model, input_example)
-        plt.close(figure)
+    """Add the test metrics and the confusion matrix to the phase's MLflow run (through Lightning's
+    MLFlowLogger); nothing when the phase trained without a run."""
+    run_logger = tracking.phase_logger(
+        training_summary["mlflow_run_id"]
+        and {
+            "run_id": training_summary["mlflow_run_id"],
+            "tracking_uri": training_summary["mlflow_tracking_uri"],
+        }
+    )
+    if run_logger is None:
+        return
+    figure = plot_confusion_matrix(test_predictions, metrics)
+    tracking.log_test_results(run_logger, metrics, figure)
+    plt.close(figure)

@@ -3,7 +3,8 @@
 Each phase's datasets are ``<phase>.<name>`` (``bimodal.model_weights``, ``bimodal.metrics``, ...:
 the catalog's ``{phase}.*`` factories), its parameters are ``training.defaults`` merged with
 ``training.phases.<phase>``, and it reads the shared upstream datasets (clip_manifest, crowd_labels,
-split and the features of its modalities) under their own names.
+split and the features of its modalities) under their own names. ``<phase>.mlflow_run`` is put in
+the catalog by avshared.hooks.tracking.PhaseRunsHook: the phase's MLflow run, or None.
 """
 
 from functools import partial
@@ -19,8 +20,8 @@ from .nodes import (
     train_model,
 )
 
-#: The phases and the features each one's pipeline provides; training.phases.<phase>.modalities in
-#: parameters_training.yml must be among them.
+#: The phases and their inputs: the one list of phases. training.phases.<phase> in
+#: parameters_training.yml overrides the shared defaults for that phase (model kind, sizes, ...).
 PHASE_MODALITIES: dict[str, tuple[str, ...]] = {
     "video": ("video",),
     "audio": ("audio",),
@@ -34,6 +35,8 @@ MODALITY_INPUTS: dict[str, tuple[str, ...]] = {
     "audio": ("log_mel_spectrograms", "spectrogram_stats"),
     "video": ("face_frames",),
 }
+#: The statistics go into the training summary; evaluation takes them from there.
+TRAINING_ONLY_INPUTS: tuple[str, ...] = ("spectrogram_stats",)
 
 
 def create_phase_pipeline(phase: str) -> Pipeline:
@@ -41,10 +44,11 @@ def create_phase_pipeline(phase: str) -> Pipeline:
     if phase not in PHASE_MODALITIES:
         raise ValueError(f"unknown phase {phase!r}; phases: {sorted(PHASE_MODALITIES)}")
     features = {name: name for m in PHASE_MODALITIES[phase] for name in MODALITY_INPUTS[m]}
+    stores = {name: name for name in features if name not in TRAINING_ONLY_INPUTS}
     template = Pipeline(
         [
             Node(
-                partial(resolve_phase_config, phase=phase),
+                partial(resolve_phase_config, phase=phase, modalities=PHASE_MODALITIES[phase]),
                 inputs=["params:training.defaults", "params:phase", "params:crema_d_root"],
                 outputs="config",
                 name="resolve_phase_config",
@@ -61,6 +65,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                     "targets": "targets",
                     "target_summary": "target_summary",
                     "config": "config",
+                    "mlflow_run": "mlflow_run",
                     **features,
                 },
                 outputs=["model_weights", "training_history", "training_summary"],
@@ -72,8 +77,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                     "model_weights": "model_weights",
                     "targets": "targets",
                     "training_summary": "training_summary",
-                    "config": "config",
-                    **features,
+                    **stores,
                 },
                 outputs=["test_predictions", "metrics"],
                 name="evaluate_model",
@@ -87,13 +91,10 @@ def create_phase_pipeline(phase: str) -> Pipeline:
             Node(
                 log_phase_results,
                 inputs={
-                    "model_weights": "model_weights",
                     "training_summary": "training_summary",
                     "metrics": "metrics",
                     # Not the saved figure: a MatplotlibDataset can be written but not read back.
                     "test_predictions": "test_predictions",
-                    "config": "config",
-                    **features,
                 },
                 outputs=None,
                 name="log_phase_results",

@@ -1,38 +1,23 @@
-"""MLflow: each phase is its own run, nested under the run kedro-mlflow opens for `kedro run`.
+"""MLflow for a phase, through Lightning's ``MLFlowLogger``: no node calls ``mlflow`` itself.
 
-Every phase logs the same names: per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
-``val_accuracy`` (step = epoch); at the end ``test_accuracy``, ``test_macro_f1``, ``test_uar`` (plus
-``<metric>_<condition>`` for single-modality conditions of two-modality phases), the phase's
-parameters, the confusion-matrix figure and the trained model with an input example. Runs on
-generated data carry the tag ``data: demo``.
+The phase's run is created by ``avshared.hooks.tracking.PhaseRunsHook`` (a child of the run
+kedro-mlflow opens for ``kedro run``) and reaches the nodes as ``<phase>.mlflow_run``:
+``{"run_id", "tracking_uri"}``, or None when tracking is off or this process is not global rank 0.
+Every phase logs the same names: parameters (the resolved phase configuration, flattened by
+Lightning with ``/``), per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
+``val_accuracy``, ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
+``EpochHistory`` callback logs them), and at the end ``test_accuracy``, ``test_macro_f1``,
+``test_uar`` (plus ``<metric>_<condition>`` for the single-modality conditions of two-modality
+phases), ``param_count``, ``train_samples_per_s``, ``epochs_trained`` and the confusion matrix.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib.figure
-import mlflow
-import numpy as np
-import torch
-from mlflow.models import infer_signature
-from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
-from torch import nn
-
-
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested parameters as ``{"a.b.c": "value"}``, each value cut to MLflow's length limit."""
-    flat: dict[str, str] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat |= flatten_params(value, f"{name}.")
-        else:
-            flat[name] = str(value)[:MAX_PARAM_VAL_LENGTH]
-    return flat
+from lightning.pytorch.loggers import MLFlowLogger
 
 
 def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
@@ -46,49 +31,22 @@ def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-@contextmanager
-def phase_run(config: Mapping[str, Any]) -> Iterator[str | None]:
-    """Open the phase's MLflow run (nested in the active one, if any) and yield its id.
-
-    Yields None and logs nothing when ``config["log_to_mlflow"]`` is false. The run ends with the
-    block: FINISHED, or FAILED if the block raised.
-    """
-    if not config["log_to_mlflow"]:
-        yield None
-        return
-    with mlflow.start_run(run_name=config["phase"], nested=True, tags=phase_tags(config)) as run:
-        yield run.info.run_id
+def phase_logger(mlflow_run: Mapping[str, str] | None) -> MLFlowLogger | None:
+    """Lightning's logger bound to the phase's run; None when there is no run to log to."""
+    if not mlflow_run:
+        return None
+    return MLFlowLogger(run_id=mlflow_run["run_id"], tracking_uri=mlflow_run["tracking_uri"])
 
 
-@contextmanager
-def reopen_phase_run(run_id: str | None) -> Iterator[bool]:
-    """Reopen a phase run to add results; yields whether there is a run to log to."""
-    if run_id is None:
-        yield False
-        return
-    with mlflow.start_run(run_id=run_id, nested=True):
-        yield True
+def log_phase_start(logger: MLFlowLogger, config: Mapping[str, Any], params: Mapping) -> None:
+    """Tag the phase's run and log its parameters."""
+    for name, value in phase_tags(config).items():
+        logger.experiment.set_tag(logger.run_id, name, value)
+    logger.log_hyperparams(dict(params))
 
 
-def log_phase_params(params: Mapping[str, Any]) -> None:
-    """Log nested parameters, flattened, to the active run."""
-    mlflow.log_params(flatten_params(params))
-
-
-def log_epoch(row: Mapping[str, float]) -> None:
-    """Log one epoch's metrics to the active run, with the epoch as the step."""
-    mlflow.log_metrics(
-        {name: value for name, value in row.items() if name != "epoch"}, step=int(row["epoch"])
-    )
-
-
-def log_test_results(
-    metrics: Mapping[str, Any],
-    confusion_matrix: matplotlib.figure.Figure,
-    model: nn.Module,
-    input_example: dict[str, np.ndarray],
-) -> None:
-    """Log the final metrics, the confusion matrix and the model to the active run."""
+def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The test scores (per condition too), parameter count, throughput and epochs, as numbers."""
     final = {name: metrics[name] for name in ("test_accuracy", "test_macro_f1", "test_uar")}
     for condition, values in metrics["conditions"].items():
         if condition != metrics["condition"]:
@@ -98,33 +56,14 @@ def log_test_results(
         "train_samples_per_s": metrics["train_samples_per_s"],
         "epochs_trained": metrics["epochs"],
     }
-    mlflow.log_metrics({name: float(value) for name, value in final.items()})
-    mlflow.log_figure(confusion_matrix, "confusion_matrix.png")
-    log_model(model, input_example)
+    return {name: float(value) for name, value in final.items()}
 
 
-def log_model(model: nn.Module, input_example: dict[str, np.ndarray]) -> None:
-    """Log ``model`` (pickled nn.Module) with its input example and a tensor signature.
-
-    The model takes named tensors (``audio``, ``video``), which MLflow's PyTorch pyfunc wrapper (one
-    array in) cannot serve, so its serving check fails by design; load the model with
-    ``mlflow.pytorch.load_model(uri)`` and call it as ``model(audio=..., video=...)``.
-    """
-    model = model.eval()
-    with torch.no_grad():
-        logits = model(**{name: torch.from_numpy(x) for name, x in input_example.items()})
-    serving_check = logging.getLogger("mlflow.models.model")
-    level = serving_check.level
-    serving_check.setLevel(logging.ERROR)
-    try:
-        mlflow.pytorch.log_model(
-            model,
-            name="model",
-            signature=infer_signature(input_example, logits.numpy()),
-            input_example=input_example,
-            serialization_format="pickle",
-            # Pinned here: inferring requirements reloads the model in a subprocess (slow).
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
-    finally:
-        serving_check.setLevel(level)
+def log_test_results(
+    logger: MLFlowLogger,
+    metrics: Mapping[str, Any],
+    confusion_matrix: matplotlib.figure.Figure,
+) -> None:
+    """Log the final metrics and the confusion matrix to the phase's run."""
+    logger.log_metrics(final_metrics(metrics))
+    logger.experiment.log_figure(logger.run_id, confusion_matrix, "confusion_matrix.png")

@@ -1,0 +1,89 @@
+"""One MLflow child run per training phase, and only global rank 0 writes when a cluster launched
+``kedro run`` once per process.
+
+``PhaseRunsHook`` is the only place that creates MLflow runs besides kedro-mlflow (which opens the
+parent run of each ``kedro run``): for every ``<phase>.mlflow_run`` the pipeline reads, it creates
+a child run named after the phase, nested in that parent, and puts ``{"run_id", "tracking_uri"}``
+in the catalog under that name (None when tracking is off, or in a process other than global rank
+0). The phase's nodes log into it through Lightning's MLFlowLogger; the hook closes the runs when
+the pipeline ends (FINISHED) or fails (FAILED).
+
+Under torchrun or SLURM every process runs the same ``kedro run``; on global rank > 0 the hook turns
+kedro-mlflow off and keeps every output of the run in memory, so only rank 0 saves datasets and
+logs, while all ranks train together.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
+from mlflow.entities import RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+logger = logging.getLogger(__name__)
+
+#: The suffix of the catalog entries the hook provides: ``<phase>.mlflow_run``.
+RUN_SUFFIX = ".mlflow_run"
+#: Where launchers put the process's global rank: torchrun, then SLURM's srun.
+RANK_VARIABLES: tuple[str, ...] = ("RANK", "SLURM_PROCID")
+
+
+def global_rank() -> int:
+    """This process's global rank as a cluster launcher set it; 0 when none did."""
+    for variable in RANK_VARIABLES:
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0
+
+
+class PhaseRunsHook:
+    """Creates and closes the per-phase child runs; see the module's docstring."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, str] = {}
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's hook set itself up
+    def after_context_created(self, context: Any) -> None:
+        if global_rank() > 0 and hasattr(context, "mlflow"):
+            from kedro.framework.project import pipelines
+
+            context.mlflow.tracking.disable_tracking.pipelines = list(pipelines)
+
+    @hook_impl(trylast=True)  # after kedro-mlflow opened the parent run
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        rank = global_rank()
+        if rank > 0:
+            for name in pipeline.all_outputs():
+                catalog[name] = MemoryDataset()
+            logger.info("Global rank %d: outputs stay in memory; rank 0 saves and logs", rank)
+        parent = mlflow.active_run() if rank == 0 else None
+        for name in sorted(n for n in pipeline.inputs() if n.endswith(RUN_SUFFIX)):
+            catalog[name] = self._start(name.removesuffix(RUN_SUFFIX), parent) if parent else None
+
+    def _start(self, phase: str, parent: mlflow.ActiveRun) -> dict[str, str]:
+        tags = {MLFLOW_PARENT_RUN_ID: parent.info.run_id, MLFLOW_RUN_NAME: phase}
+        run = mlflow.MlflowClient().create_run(parent.info.experiment_id, tags=tags)
+        self._runs[phase] = run.info.run_id
+        return {"run_id": run.info.run_id, "tracking_uri": mlflow.get_tracking_uri()}
+
+    def _close(self, status: str) -> None:
+        client = mlflow.MlflowClient()
+        for run_id in self._runs.values():
+            client.set_terminated(run_id, status)
+        self._runs.clear()
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._close(RunStatus.to_string(RunStatus.FINISHED))
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._close(RunStatus.to_string(RunStatus.FAILED))
