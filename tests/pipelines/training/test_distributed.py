@@ -1,0 +1,227 @@
+"""Training on several processes with Lightning's DDP (gloo on the CPU, local processes, loopback):
+spawned inside the node, and as two "nodes" started the way torchrun starts them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+from kedro.io import DataCatalog, MemoryDataset
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from avshared.hooks.tracking import PhaseRunsHook
+from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
+from avshared.pipelines.training.nodes import (
+    build_targets,
+    load_trained_model,
+    resolve_phase_config,
+    train_model,
+)
+
+PHASE = "audio"
+
+
+@pytest.fixture
+def audio_config(tiny_defaults, phase_overrides, tmp_path):
+    def make(**trainer):
+        defaults = {**tiny_defaults, "trainer": {**tiny_defaults["trainer"], **trainer}}
+        return resolve_phase_config(
+            defaults,
+            phase_overrides[PHASE],
+            str(tmp_path),
+            phase=PHASE,
+            modalities=PHASE_MODALITIES[PHASE],
+        )
+
+    return make
+
+
+def _targets(corpus, config):
+    return build_targets(corpus.clip_manifest, corpus.crowd_labels, corpus.split, config)
+
+
+def _train(corpus, config, targets=None, **kwargs):
+    targets, summary = _targets(corpus, config) if targets is None else (targets, {})
+    return train_model(
+        targets=targets,
+        target_summary=summary,
+        config=config,
+        log_mel_spectrograms=corpus.log_mel_spectrograms,
+        spectrogram_stats=corpus.spectrogram_stats,
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_two_process_run_logs_one_mlflow_run_and_saves_weights_that_load(
+    corpus, audio_config, tmp_path
+):
+    config = audio_config(devices=2)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.set_experiment("ddp")
+    hook, catalog = PhaseRunsHook(), DataCatalog()
+    pipeline = create_phase_pipeline(PHASE)
+    try:
+        with mlflow.start_run(run_name="kedro run") as parent:
+            hook.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+            run = catalog.load(f"{PHASE}.mlflow_run")
+            model, history, summary = _train(corpus, config, mlflow_run=run)
+            hook.after_pipeline_run()
+        client = mlflow.MlflowClient()
+        runs = client.search_runs([experiment.experiment_id])
+    finally:
+        mlflow.set_tracking_uri("")
+    children = [r for r in runs if r.data.tags.get(MLFLOW_PARENT_RUN_ID) == parent.info.run_id]
+    assert len(runs) == 2, [r.info.run_name for r in runs]  # the parent and one phase run
+    assert len(children) == 1
+    child = children[0]
+    assert (child.info.run_name, child.info.status) == (PHASE, "FINISHED")
+    assert summary["mlflow_run_id"] == child.info.run_id
+    assert child.data.tags["phase"] == PHASE
+    assert child.data.params["trainer/devices"] == "2"
+    val_accuracy = client.get_metric_history(child.info.run_id, "val_accuracy")
+    assert [m.step for m in val_accuracy] == list(range(config["trainer"]["max_epochs"]))
+    assert list(history["val_accuracy"]) == pytest.approx([m.value for m in val_accuracy])
+    assert summary["devices"]["devices"] == 2
+    assert history["train_samples"].iloc[0] >= (corpus.split["split"] == "train").sum()
+
+    weights = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), weights)
+    reloaded = load_trained_model(
+        torch.load(weights, weights_only=True), json.loads(json.dumps(summary))
+    )
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, reloaded.state_dict()[name]), name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_one_ddp_step_on_two_processes_equals_one_step_on_one(corpus, audio_config):
+    """The same global batch of 8, dropout off: the gradient all-reduce must average exactly."""
+    single = audio_config(max_epochs=1, min_epochs=1)
+    single["model"]["dropout"] = 0.0
+    single["data"]["batch_size"] = 8
+    targets, _ = _targets(corpus, single)
+    train = targets.loc[targets["split"] == "train"].iloc[:8]
+    one_step = pd.concat([train, targets.loc[targets["split"] != "train"]], ignore_index=True)
+    two = {**single, "trainer": {**single["trainer"], "devices": 2}}
+    initial, *_ = _train(
+        corpus, {**single, "optimiser": {**single["optimiser"], "learning_rate": 0}}, one_step
+    )
+    alone, *_ = _train(corpus, single, one_step)
+    together, *_ = _train(corpus, two, one_step)
+    moved = max((alone.state_dict()[n] - t).abs().max() for n, t in initial.state_dict().items())
+    assert moved > 1e-3, "the step must change the weights for the comparison to mean anything"
+    for name, tensor in alone.state_dict().items():
+        expected, got = tensor, together.state_dict()[name]
+        if name.endswith("self_attn.in_proj_bias"):
+            # The key bias's gradient is exactly zero (softmax ignores a shift shared by all
+            # keys): Adam's first step turns its rounding noise into +-lr. Queries and values only.
+            dim = single["model"]["dim"]
+            keep = torch.ones_like(tensor, dtype=torch.bool)
+            keep[dim : 2 * dim] = False
+            expected, got = expected[keep], got[keep]
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+NODE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import pandas as pd, torch
+    from avshared.datasets.feature_store import FeatureStore
+    from avshared.pipelines.training.nodes import train_model
+
+    folder = Path(sys.argv[1])
+    spec = json.loads((folder / "spec.json").read_text())
+    model, history, summary = train_model(
+        targets=pd.read_parquet(folder / "targets.parquet"),
+        target_summary={},
+        config=spec["config"],
+        log_mel_spectrograms=FeatureStore(spec["store"]),
+        spectrogram_stats=spec["stats"],
+    )
+    rank = sys.argv[2]
+    torch.save(model.state_dict(), folder / f"weights-{rank}.pt")
+    history.to_parquet(folder / f"history-{rank}.parquet")
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, tmp_path):
+    config = audio_config(num_nodes=2, devices=1)
+    targets, _ = _targets(corpus, config)
+    targets.to_parquet(tmp_path / "targets.parquet")
+    spec = {
+        "config": config,
+        "store": str(corpus.log_mel_spectrograms.directory),
+        "stats": corpus.spectrogram_stats,
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    port = _free_port()
+    processes = []
+    for node in (0, 1):
+        # What torchrun --nnodes=2 --nproc-per-node=1 sets in each node's one process.
+        env = os.environ | {
+            "RANK": str(node),
+            "GROUP_RANK": str(node),
+            "NODE_RANK": str(node),
+            "LOCAL_RANK": "0",
+            "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "TORCHELASTIC_RUN_ID": "two-node-test",
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", NODE_SCRIPT, str(tmp_path), str(node)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    logs = [process.communicate(timeout=540)[0] for process in processes]
+    for process, log in zip(processes, logs, strict=True):
+        assert process.returncode == 0, log[-4000:]
+    weights = [torch.load(tmp_path / f"weights-{r}.pt", weights_only=True) for r in (0, 1)]
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, atol=0, rtol=0)
+    history = pd.read_parquet(tmp_path / "history-0.parquet")
+    assert list(history["epoch"]) == list(range(config["trainer"]["max_epochs"]))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "history-1.parquet").drop(columns="train_seconds"),
+        history.drop(columns="train_seconds"),
+    )
+    assert not (Path(config["checkpoint_dir"]) / PHASE).exists()
+
+
+def test_on_a_rank_other_than_zero_outputs_stay_in_memory_and_nothing_is_logged(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("RANK", "1")
+    catalog = DataCatalog()
+    pipeline = create_phase_pipeline(PHASE)
+    PhaseRunsHook().before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+    assert catalog.load(f"{PHASE}.mlflow_run") is None
+    for name in pipeline.all_outputs():
+        assert isinstance(catalog.get(name), MemoryDataset), name
