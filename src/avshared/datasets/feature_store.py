@@ -20,10 +20,12 @@ unversioned, a failed save keeps the previous store).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,7 +33,11 @@ import numpy as np
 import pandas as pd
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
+logger = logging.getLogger(__name__)
+
 INDEX_FILE = "index.json"
+#: The attrs key whose value says what a store was made from (see FeatureStoreDataset).
+FINGERPRINT = "fingerprint"
 FORMAT_VERSION = 1
 ISSUE_COLUMNS = ["clip_id", "issue", "action"]
 
@@ -243,6 +249,37 @@ def write_feature_store(
         raise
 
 
+def _fingerprint_of(store_directory: Path) -> str | None:
+    try:
+        return json.loads((store_directory / INDEX_FILE).read_text())["attrs"].get(FINGERPRINT)
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def complete_versions(filepath: str | Path) -> list[str]:
+    """The versions (timestamps) of a versioned store whose index is written, newest first."""
+    root = Path(filepath)
+    found = [p.parent.parent.name for p in root.glob(f"*/{root.name}/{INDEX_FILE}")]
+    return sorted(found, reverse=True)
+
+
+def prune_versions(filepath: str | Path, keep: int) -> list[str]:
+    """Delete all but the ``keep`` newest complete versions of a versioned store; returns the
+    deleted versions. Versions still being written (no index yet) are left alone.
+
+    From a shell: ``python -c "from avshared.datasets.feature_store import prune_versions;
+    prune_versions('data/04_feature/face_frames', keep=1)"``.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the version in use); got {keep}")
+    old = complete_versions(filepath)[keep:]
+    for version in old:
+        shutil.rmtree(Path(filepath) / version)
+    if old:
+        logger.info("%s: pruned %d old version(s): %s", filepath, len(old), old)
+    return old
+
+
 class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
     """Kedro dataset for a ``FeatureStore`` directory on the local file system, versionable.
 
@@ -250,12 +287,18 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
     clip id to array, and stores ``data.attrs`` too when the object has one (provenance: parameters,
     array layout). ``load`` returns a memory-mapped ``FeatureStore``.
 
+    Reuse: when ``data.attrs["fingerprint"]`` (what the features are made from: clips, parameters,
+    extractor version) equals that of a stored version, ``save`` neither consumes ``data`` (so a
+    lazy stream extracts nothing) nor writes a version; loads in the same run return the matching
+    version. Pruning: after writing a version, only the ``keep_versions`` newest are kept.
+
     Example catalog entry::
 
         log_mel_spectrograms:
           type: avshared.datasets.feature_store.FeatureStoreDataset
           filepath: data/04_feature/log_mel_spectrograms
           versioned: true
+          keep_versions: 2
     """
 
     def __init__(
@@ -264,6 +307,7 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
         filepath: str,
         version: Version | None = None,
         shard_size_mb: float = 64,
+        keep_versions: int | None = None,
         metadata: dict[str, Any] | None = None,
     ):
         """
@@ -271,11 +315,54 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
             filepath: The store's directory (local file system only: shards are memory-mapped).
             version: Kedro's version (set from ``versioned: true`` in the catalog).
             shard_size_mb: Largest shard, which is also the most that ``save`` buffers in memory.
+            keep_versions: Versions kept after a save writes one (None: all).
             metadata: Free-form metadata for kedro-viz and hooks; not used by the dataset.
         """
         super().__init__(filepath=PurePosixPath(filepath), version=version)
         self._shard_bytes = int(shard_size_mb * 2**20)
+        self._keep_versions = keep_versions
+        self._reused_version: str | None = None
         self.metadata = metadata
+
+    @classmethod
+    def _save_wrapper(cls, save_func: Callable) -> Callable:
+        """Kedro's versioned save, preceded by the reuse check and followed by pruning."""
+        versioned_save = super()._save_wrapper(save_func)
+
+        @wraps(save_func)
+        def save(self: FeatureStoreDataset, data: Any) -> None:
+            wanted = (getattr(data, "attrs", None) or {}).get(FINGERPRINT)
+            match = self._matching_version(wanted) if wanted else None
+            if match is not None:
+                self._reused_version = match
+                logger.info(
+                    "%s: reusing the stored features (same fingerprint %s, version %s); "
+                    "nothing is extracted or written",
+                    self._filepath,
+                    wanted[:12],
+                    match or "unversioned",
+                )
+                return
+            self._reused_version = None
+            versioned_save(self, data)
+            if self._version is not None and self._keep_versions is not None:
+                prune_versions(self._filepath, self._keep_versions)
+
+        return save
+
+    def _matching_version(self, wanted: str) -> str | None:
+        """The newest stored version made from ``wanted`` ("" unversioned), or None."""
+        if self._version is None:
+            return "" if _fingerprint_of(Path(self._filepath)) == wanted else None
+        for version in complete_versions(self._filepath):
+            if _fingerprint_of(Path(self._get_versioned_path(version))) == wanted:
+                return version
+        return None
+
+    def resolve_load_version(self) -> str | None:
+        if self._reused_version:
+            return self._reused_version
+        return super().resolve_load_version()
 
     def load(self) -> FeatureStore:
         return FeatureStore(Path(self._get_load_path()))

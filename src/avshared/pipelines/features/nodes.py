@@ -7,7 +7,10 @@ The two extraction nodes return a lazy ``FeatureStream``: the work happens while
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -17,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from avshared.crema_d import is_demo_root
-from avshared.datasets.feature_store import FeatureStore
+from avshared.datasets.feature_store import FINGERPRINT, FeatureStore
 from avshared.features.audio import LogMelConfig, extract_clip_log_mel, spectrogram_stats
 from avshared.features.parallel import FeatureStream
 from avshared.features.video import FaceFramesConfig, extract_clip_face_frames
@@ -25,6 +28,29 @@ from avshared.features.video import FaceFramesConfig, extract_clip_face_frames
 logger = logging.getLogger(__name__)
 
 REPORT_COLUMNS = ["clip_id", "modality", "issue", "action"]
+#: Bump a modality's number whenever its extraction code changes what it produces: stores made by
+#: an older extractor then no longer match and are extracted again.
+EXTRACTOR_VERSIONS: dict[str, int] = {"audio": 1, "video": 1}
+
+
+def extraction_fingerprint(jobs: list[tuple[str, str]], config: Any, modality: str) -> str:
+    """What a store is made from: each clip's id, media path, size and modification time, the
+    extraction parameters and the extractor's version. The feature store dataset reuses a stored
+    version with the same fingerprint instead of extracting again."""
+    clips = []
+    for clip_id, path in jobs:
+        try:
+            stat = os.stat(path)
+            clips.append((clip_id, path, stat.st_size, stat.st_mtime_ns))
+        except OSError:  # the extractor reports and rejects it
+            clips.append((clip_id, path, None, None))
+    description = {
+        "modality": modality,
+        "extractor_version": EXTRACTOR_VERSIONS[modality],
+        "parameters": asdict(config),
+        "clips": clips,
+    }
+    return hashlib.sha256(json.dumps(description, default=str).encode()).hexdigest()
 
 
 def _jobs(clip_manifest: pd.DataFrame, path_column: str) -> list[tuple[str, str]]:
@@ -42,13 +68,19 @@ def extract_log_mel_spectrograms(
 ) -> FeatureStream:
     """A lazy stream of every clip's log-mel spectrogram, ``(1, n_mels, frames)``, in decibels."""
     config = LogMelConfig(**audio)
+    jobs = _jobs(clip_manifest, "audio_path")
     return FeatureStream(
-        _jobs(clip_manifest, "audio_path"),
+        jobs,
         partial(extract_clip_log_mel, config=config),
         workers=extraction["workers"],
         prefetch_per_worker=extraction["prefetch_per_worker"],
         description="log-mel spectrograms",
-        attrs={"modality": "audio", "layout": "channel, mel band, frame", **asdict(config)},
+        attrs={
+            "modality": "audio",
+            "layout": "channel, mel band, frame",
+            **asdict(config),
+            FINGERPRINT: extraction_fingerprint(jobs, config, "audio"),
+        },
     )
 
 
@@ -57,13 +89,19 @@ def extract_face_frames(
 ) -> FeatureStream:
     """A lazy stream of every clip's sampled face crops, ``(frames, 3, size, size)`` uint8 RGB."""
     config = FaceFramesConfig(**video)
+    jobs = _jobs(clip_manifest, "video_path")
     return FeatureStream(
-        _jobs(clip_manifest, "video_path"),
+        jobs,
         partial(extract_clip_face_frames, config=config),
         workers=extraction["workers"],
         prefetch_per_worker=extraction["prefetch_per_worker"],
         description="face frames",
-        attrs={"modality": "video", "layout": "frame, RGB channel, row, column", **asdict(config)},
+        attrs={
+            "modality": "video",
+            "layout": "frame, RGB channel, row, column",
+            **asdict(config),
+            FINGERPRINT: extraction_fingerprint(jobs, config, "video"),
+        },
     )
 
 
