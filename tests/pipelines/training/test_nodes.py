@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -16,6 +18,7 @@ from avshared.pipelines.training import PHASE_MODALITIES
 from avshared.pipelines.training.nodes import (
     build_targets,
     evaluate_model,
+    load_trained_model,
     plot_confusion_matrix,
     resolve_phase_config,
     train_model,
@@ -287,3 +290,58 @@ def test_confusion_matrix_is_labelled_with_the_phase_and_demo_data():
     assert "DEMO" in title
     counts = [int(t.get_text()) for t in figure.axes[0].texts]
     assert sum(counts) == 4  # only the phase's own condition
+
+
+RELOAD_SCRIPT = """
+import json, sys
+from pathlib import Path
+import pandas as pd, torch
+from avshared.datasets.feature_store import FeatureStore
+from avshared.pipelines.training.nodes import evaluate_model
+
+folder = Path(sys.argv[1])
+predictions, _ = evaluate_model(
+    model_weights=torch.load(folder / "model_weights.pt", weights_only=True),
+    targets=pd.read_parquet(folder / "targets.parquet"),
+    training_summary=json.loads((folder / "training_summary.json").read_text()),
+    log_mel_spectrograms=FeatureStore(sys.argv[2]),
+    face_frames=FeatureStore(sys.argv[3]),
+)
+predictions.to_parquet(folder / "predictions.parquet")
+"""
+
+
+def test_a_fresh_process_reloads_the_model_from_its_files_and_predicts_the_same(
+    corpus, make_config, tmp_path
+):
+    config = make_config("bimodal")
+    targets, model, _, summary = _train(corpus, config)
+    predictions, _ = evaluate_model(
+        model_weights=model.state_dict(),
+        targets=targets,
+        training_summary=summary,
+        **_stores(corpus),
+    )
+    # What the catalog writes: the state_dict, the summary as JSON, the targets as Parquet.
+    torch.save(model.state_dict(), tmp_path / "model_weights.pt")
+    (tmp_path / "training_summary.json").write_text(json.dumps(summary))
+    targets.to_parquet(tmp_path / "targets.parquet")
+    stores = [str(corpus.log_mel_spectrograms.directory), str(corpus.face_frames.directory)]
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD_SCRIPT, str(tmp_path), *stores],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reloaded = pd.read_parquet(tmp_path / "predictions.parquet")
+    pd.testing.assert_frame_equal(reloaded, predictions, check_exact=False, atol=1e-6, rtol=0)
+
+
+def test_weights_of_another_model_configuration_are_refused(corpus, make_config):
+    config = make_config("audio")
+    _, model, _, summary = _train(corpus, config)
+    wider = {**summary, "model_config": {**summary["model_config"], "dim": 64, "heads": 2}}
+    with pytest.raises(ValueError, match="do not fit"):
+        load_trained_model(model.state_dict(), wider)
