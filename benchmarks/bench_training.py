@@ -1,7 +1,11 @@
-"""Benchmark training throughput on the CPU: samples/s of each phase's model, shared vs separate.
+"""Benchmark training throughput on the CPU: samples/s of each phase's model, shared vs separate;
+and, with --scaling, one phase through the real training node on 1 process vs 2 DDP processes,
+the loader's own throughput, and a GPU when there is one.
 
     python benchmarks/bench_training.py [--phases video audio bimodal baseline] [--steps 20]
         [--warmup 5] [--batch-size 16] [--repeats 3] [--json PATH]
+    python benchmarks/bench_training.py --scaling [--phases audio] [--clips 256] [--epochs 2]
+        [--batch-size 16] [--repeats 3] [--json PATH]
 
 Each repetition of each phase is a whole process (`python benchmarks/bench_training.py --child
 SPEC`) that builds the phase's model as the training pipeline does: avshared.models.build_model
@@ -47,6 +51,7 @@ from measure import (
 
 PARAMETERS = PROJECT_ROOT / "conf" / "base" / "parameters_training.yml"
 CHILD_FLAG = "--child"
+SCALING_FLAG = "--scaling-child"
 PHASES = ("video", "audio", "bimodal", "baseline")
 BASELINE_PHASE, SHARED_PHASE = "baseline", "bimodal"
 #: Distinct random batches cycled through: enough that no step sees its predecessor's input.
@@ -168,6 +173,167 @@ def run_child(spec: dict[str, Any]) -> None:
     Path(spec["result"]).write_text(json.dumps(result))
 
 
+# ---------------------------------------------------------------- scaling: the training node
+
+
+def run_scaling_child(spec: dict[str, Any]) -> None:
+    """Train ``spec["phase"]`` with avshared's train_model on a synthetic memory-mapped store at
+    the default feature shapes; write the last epoch's training samples/s (all processes) and the
+    loader's own samples/s (reading + collating + device standardisation, no model)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from avshared.crema_d import EMOTIONS
+    from avshared.datasets.feature_store import FeatureStore, write_feature_store
+    from avshared.features.audio import spectrogram_stats
+    from avshared.pipelines.training import PHASE_MODALITIES
+    from avshared.pipelines.training.data import ClipDataModule
+    from avshared.pipelines.training.nodes import resolve_phase_config, train_model
+
+    torch.set_num_threads(spec["threads"])
+    folder, rng = Path(spec["scratch"]), np.random.default_rng(0)
+    clip_ids = [f"{1001 + i // 12}_DFA_{EMOTIONS[i % 6]}_XX" for i in range(spec["clips"])]
+    shapes = {"audio": ((1, 64, 300), np.float16), "video": ((8, 3, 112, 112), np.uint8)}
+    stores = {}
+    for modality in PHASE_MODALITIES[spec["phase"]]:
+        shape, dtype = shapes[modality]
+        items = ((c, (rng.random(shape) * 200).astype(dtype)) for c in clip_ids)
+        write_feature_store(folder / modality, items)
+        stores[modality] = FeatureStore(folder / modality)
+    split = np.where(np.arange(len(clip_ids)) % 8 == 0, "val", "train")
+    targets = pd.DataFrame(
+        {"clip_id": clip_ids, "split": split, "target": [c[9:12] for c in clip_ids]}
+    )
+    for emotion in EMOTIONS:
+        targets[f"p_{emotion}"] = (targets["target"] == emotion).astype(np.float32)
+    stats = (
+        spectrogram_stats((stores["audio"].get(c) for c in clip_ids), "per_band")
+        if "audio" in stores
+        else None
+    )
+
+    training = yaml.safe_load(PARAMETERS.read_text())["training"]
+    defaults = training["defaults"]
+    defaults["trainer"] |= {
+        "accelerator": spec["accelerator"],
+        "devices": spec["devices"],
+        "max_epochs": spec["epochs"],
+        "min_epochs": spec["epochs"],
+        "progress_bar": False,
+    }
+    defaults["data"] |= {"batch_size": spec["batch_size"], "num_workers": 0}
+    defaults["checkpoint_dir"] = str(folder / "checkpoints")
+    config = resolve_phase_config(
+        defaults,
+        training["phases"][spec["phase"]],
+        spec["scratch"],
+        phase=spec["phase"],
+        modalities=PHASE_MODALITIES[spec["phase"]],
+    )
+    data = ClipDataModule(
+        targets, audio=stores.get("audio"), video=stores.get("video"),
+        batch_size=spec["batch_size"], seed=0,
+    )  # fmt: skip
+    from avshared.pipelines.training.module import EmotionClassifierModule
+
+    standardise = EmotionClassifierModule.on_after_batch_transfer
+    holder = type("Stats", (), {})()
+    if stats is not None:
+        holder.audio_mean = torch.tensor(stats["mean"]).reshape(1, 1, -1, 1)
+        holder.audio_std = torch.tensor(stats["std"]).reshape(1, 1, -1, 1)
+    started, loaded = time.perf_counter(), 0
+    for _ in range(2):
+        for batch in data.train_dataloader():
+            standardise(holder, batch, 0)
+            loaded += len(batch["target"])
+    loader_samples_per_s = loaded / (time.perf_counter() - started)
+
+    _, history, summary = train_model(
+        targets=targets,
+        target_summary={},
+        config=config,
+        log_mel_spectrograms=stores.get("audio"),
+        spectrogram_stats=stats,
+        face_frames=stores.get("video"),
+    )
+    last = history.iloc[-1]
+    result = {
+        "samples_per_s": float(last["train_samples"] / last["train_seconds"]),
+        "loader_samples_per_s": loader_samples_per_s,
+        "param_count": summary["param_count"],
+        "devices": summary["devices"],
+    }
+    Path(spec["result"]).write_text(json.dumps(result))
+
+
+SCALING_SETUPS: dict[str, dict[str, Any]] = {
+    "1 process x 2 threads": {"accelerator": "cpu", "devices": 1, "threads": 2},
+    "2 DDP processes x 1 thread": {"accelerator": "cpu", "devices": 2, "threads": 1},
+    "1 GPU": {"accelerator": "gpu", "devices": 1, "threads": 2},
+}
+
+
+def scaling(args: argparse.Namespace) -> None:
+    """The --scaling benchmark; see the module's docstring."""
+    import torch
+
+    facts = environment()
+    setups = {
+        name: setup for name, setup in SCALING_SETUPS.items() if setup["accelerator"] == "cpu"
+    }
+    if torch.cuda.is_available():
+        setups["1 GPU"] = SCALING_SETUPS["1 GPU"]
+    runs: dict[tuple[str, str], list] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_scaling_") as scratch:
+        for repeat in range(args.repeats):
+            for phase in args.phases:
+                for name, setup in setups.items():
+                    folder = Path(scratch) / f"{phase}-{len(runs)}-{repeat}"
+                    folder.mkdir()
+                    spec = {**setup, "phase": phase, "clips": args.clips, "epochs": args.epochs,
+                            "batch_size": args.batch_size, "scratch": str(folder),
+                            "result": str(folder / "result.json")}  # fmt: skip
+                    command = [sys.executable, str(Path(__file__).resolve()), SCALING_FLAG,
+                               json.dumps(spec)]  # fmt: skip
+                    # Lightning gives spawned processes cores / processes threads unless told.
+                    env = {"OMP_NUM_THREADS": str(setup["threads"])}
+                    measurement = run_measured(
+                        command, cwd=folder, log_path=folder / "log.txt", env=env
+                    )
+                    result = json.loads((folder / "result.json").read_text())
+                    runs.setdefault((phase, name), []).append((measurement, result))
+                    print(f"  {phase}, {name}: {result['samples_per_s']:.1f} samples/s", flush=True)
+    facts = at_end(facts)
+    headers = ["phase", "setup", "runs", "median samples/s", "samples/s min-max",
+               "loader samples/s", "loader / step", "peak RSS MiB (all processes)"]  # fmt: skip
+    rows, results = [], {}
+    for (phase, name), phase_runs in runs.items():
+        rates = [r["samples_per_s"] for _, r in phase_runs]
+        loader = statistics.median(r["loader_samples_per_s"] for _, r in phase_runs)
+        median = statistics.median(rates)
+        peak = max(m.peak_total_rss_mib for m, _ in phase_runs)
+        rows.append([phase, name, len(rates), median, value_range(min(rates), max(rates)),
+                     loader, loader / median, peak])  # fmt: skip
+        results[f"{phase}/{name}"] = {
+            "samples_per_s": median,
+            "samples_per_s_all": rates,
+            "loader_samples_per_s": loader,
+            "peak_total_rss_mib": peak,
+        }
+    print(f"\n## One phase through train_model, global batch {args.batch_size}, "
+          f"{args.clips} synthetic clips, last of {args.epochs} epochs\n")  # fmt: skip
+    print(describe_machine(facts))
+    print()
+    print(markdown_table(headers, rows))
+    if "1 GPU" not in setups:
+        print("\nGPU: skipped (torch sees no CUDA device on this machine)")
+    write_json(args.json, {"benchmark": "training-scaling", "environment": facts,
+                           "batch_size": args.batch_size, "clips": args.clips,
+                           "epochs": args.epochs, "repeats": args.repeats,
+                           "gpu": "1 GPU" in setups, "results": results})  # fmt: skip
+
+
 # ---------------------------------------------------------------- the benchmark
 
 
@@ -202,7 +368,17 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per phase")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--scaling", action="store_true", help="1 process vs 2 DDP processes, loader, GPU"
+    )
+    parser.add_argument("--clips", type=int, default=256, help="--scaling: synthetic clips")
+    parser.add_argument("--epochs", type=int, default=2, help="--scaling: epochs (last timed)")
     args = parser.parse_args()
+    if args.scaling:
+        if args.phases == list(PHASES):
+            args.phases = ["audio"]
+        scaling(args)
+        return
     if args.steps < 1 or args.warmup < 1:
         parser.error("--steps and --warmup must be at least 1")
     facts = environment()
@@ -286,5 +462,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == CHILD_FLAG:
         run_child(json.loads(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == SCALING_FLAG:
+        run_scaling_child(json.loads(sys.argv[2]))
     else:
         main()
