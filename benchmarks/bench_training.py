@@ -193,7 +193,7 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
 
     torch.set_num_threads(spec["threads"])
     folder, rng = Path(spec["scratch"]), np.random.default_rng(0)
-    clip_ids = [f"{1001 + i // 12}_DFA_{EMOTIONS[i % 6]}_XX" for i in range(spec["clips"])]
+    clip_ids = [f"{1001 + i // 6}_DFA_{EMOTIONS[i % 6]}_XX" for i in range(spec["clips"])]
     shapes = {"audio": ((1, 64, 300), np.float16), "video": ((8, 3, 112, 112), np.uint8)}
     stores = {}
     for modality in PHASE_MODALITIES[spec["phase"]]:

@@ -16,7 +16,6 @@ logs, while all ranks train together.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import mlflow
@@ -26,20 +25,12 @@ from kedro.pipeline import Pipeline
 from mlflow.entities import RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from avshared.ranks import global_rank
+
 logger = logging.getLogger(__name__)
 
 #: The suffix of the catalog entries the hook provides: ``<phase>.mlflow_run``.
 RUN_SUFFIX = ".mlflow_run"
-#: Where launchers put the process's global rank: torchrun, then SLURM's srun.
-RANK_VARIABLES: tuple[str, ...] = ("RANK", "SLURM_PROCID")
-
-
-def global_rank() -> int:
-    """This process's global rank as a cluster launcher set it; 0 when none did."""
-    for variable in RANK_VARIABLES:
-        if variable in os.environ:
-            return int(os.environ[variable])
-    return 0
 
 
 class PhaseRunsHook:

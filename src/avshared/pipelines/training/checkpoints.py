@@ -40,8 +40,11 @@ class PhaseCheckpoints:
     def last(self) -> Path:
         return self.directory / f"{LAST}.ckpt"
 
-    def resume_path(self) -> Path | None:
-        """``last.ckpt`` if an unfinished run of the same configuration left one, else None."""
+    def resume_path(self, *, may_clear: bool = True) -> Path | None:
+        """``last.ckpt`` if an unfinished run of the same configuration left one, else None.
+
+        Stale checkpoints are removed only if ``may_clear`` (one process of several: rank 0).
+        """
         if not self.last.is_file():
             return None
         stored = self.directory / FINGERPRINT_FILE
@@ -55,7 +58,8 @@ class PhaseCheckpoints:
             "(the old checkpoints are removed)",
             self.last,
         )
-        self.clear()
+        if may_clear:
+            self.clear()
         return None
 
     def prepare(self) -> None:

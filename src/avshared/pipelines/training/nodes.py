@@ -51,6 +51,7 @@ from avshared.pipelines.training.data import (
 )
 from avshared.pipelines.training.devices import TrainerSettings, trainer_settings
 from avshared.pipelines.training.module import EmotionClassifierModule
+from avshared.ranks import global_rank
 
 logger = logging.getLogger(__name__)
 
@@ -222,10 +223,9 @@ def _feature_stores(
     missing = [FEATURE_DATASETS[m] for m in config["modalities"] if given[m] is None]
     if missing:
         raise ValueError(
-            f"phase {config['phase']!r} trains on {config['modalities']} but its pipeline does "
-            f"not provide {missing}: PHASE_MODALITIES in avshared/pipelines/training/pipeline.py "
-            "decides which features a phase reads; make it match "
-            f"training.phases.{config['phase']}.modalities"
+            f"phase {config['phase']!r} trains on {config['modalities']} but was not given "
+            f"{missing}: the phase's pipeline passes the features of PHASE_MODALITIES "
+            "(avshared/pipelines/training/pipeline.py); call the node with them"
         )
     return {m: given[m] for m in config["modalities"]}
 
@@ -373,8 +373,11 @@ def train_model(
         config["phase"],
         fingerprint(_resume_description(config, model_config, targets)),
     )
-    resume_from = checkpoints.resume_path()
-    checkpoints.prepare()
+    # Under torchrun / srun every rank runs this node; only rank 0 touches the shared folder.
+    first = global_rank() == 0
+    resume_from = checkpoints.resume_path(may_clear=first)
+    if first:
+        checkpoints.prepare()
     stats = spectrogram_stats if "audio" in stores else None
     module = _phase_module(config, model_config, stats)
     data = ClipDataModule(
@@ -402,9 +405,11 @@ def train_model(
         )
     trainer = _trainer(config, settings, checkpoints, run_logger, extra_callbacks)
     best_epoch = _fit(trainer, module, data, resume_from)
+    # With processes a cluster launcher started (a no-op otherwise): rank 0 has written the history
+    # before anyone reads it, and everyone has read it and the checkpoint before rank 0 clears.
+    trainer.strategy.barrier("history written")
     rows, resumed_from_epoch = read_history(checkpoints.directory / HISTORY_FILE)
-    # With processes started by a cluster launcher, all read the checkpoint before rank 0 clears.
-    trainer.strategy.barrier("best checkpoint read")
+    trainer.strategy.barrier("history and checkpoint read")
     if trainer.is_global_zero:
         checkpoints.clear()
     summary = {
