@@ -274,7 +274,7 @@ def _trainer(
     config: Mapping[str, Any],
     settings: TrainerSettings,
     checkpoints: PhaseCheckpoints,
-    logger: MLFlowLogger | None,
+    run_logger: MLFlowLogger | None,
     callbacks: Sequence[Callback],
 ) -> L.Trainer:
     trainer = config["trainer"]
@@ -304,7 +304,7 @@ def _trainer(
                 enable_version_counter=False,
             ),
         ],
-        logger=logger if logger is not None else False,
+        logger=run_logger if run_logger is not None else False,
         enable_progress_bar=trainer["progress_bar"],
         enable_model_summary=False,
         default_root_dir=checkpoints.directory,
