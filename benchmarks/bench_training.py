@@ -288,8 +288,8 @@ def scaling(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_scaling_") as scratch:
         for repeat in range(args.repeats):
             for phase in args.phases:
-                for name, setup in setups.items():
-                    folder = Path(scratch) / f"{phase}-{len(runs)}-{repeat}"
+                for index, (name, setup) in enumerate(setups.items()):
+                    folder = Path(scratch) / f"{phase}-{index}-{repeat}"
                     folder.mkdir()
                     spec = {**setup, "phase": phase, "clips": args.clips, "epochs": args.epochs,
                             "batch_size": args.batch_size, "scratch": str(folder),
