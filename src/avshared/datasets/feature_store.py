@@ -380,4 +380,5 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
             "filepath": str(self._filepath),
             "version": self._version,
             "shard_size_mb": self._shard_bytes / 2**20,
+            "keep_versions": self._keep_versions,
         }
