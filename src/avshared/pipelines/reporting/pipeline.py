@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline
 
-from avshared.pipelines.training import PHASE_MODALITIES
+from avshared.pipelines.training import DEFAULT_PHASES
 
 from .nodes import (
     collect_phase_metrics,
@@ -26,9 +26,9 @@ from .nodes import (
     stack_predictions,
 )
 
-#: The training phases compared, in table order (each provides `{phase}.test_predictions`,
-#: `{phase}.metrics` and `{phase}.training_history`).
-PHASES: tuple[str, ...] = tuple(PHASE_MODALITIES)
+#: The training phases compared by default, in table order (each provides
+#: `{phase}.test_predictions`, `{phase}.metrics` and `{phase}.training_history`).
+PHASES: tuple[str, ...] = DEFAULT_PHASES
 
 
 def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:

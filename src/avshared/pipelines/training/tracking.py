@@ -37,13 +37,26 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
 
 def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
     """Tags to filter runs by: phase, data (demo | crema-d), modalities, model kind, target."""
-    return {
+    tags = {
         "phase": config["phase"],
         "data": config["data_source"],
         "modalities": "+".join(config["modalities"]),
         "model_kind": config["model"]["kind"],
         "target": config["target"]["kind"],
     }
+    # k-fold and curriculum runs (avshared.pipelines.training.folds) nest under the phase's run.
+    tags |= {key: str(config[key]) for key in ("fold", "curriculum_stage") if key in config}
+    return tags
+
+
+def run_name(config: Mapping[str, Any]) -> str:
+    """``bimodal``, or ``bimodal fold 2`` / ``bimodal_curriculum stage 1_audio`` for nested runs."""
+    parts = [config["phase"]]
+    if "fold" in config:
+        parts.append(f"fold {config['fold']}")
+    if "curriculum_stage" in config:
+        parts.append(f"stage {config['curriculum_stage']}")
+    return " ".join(parts)
 
 
 @contextmanager
@@ -56,7 +69,7 @@ def phase_run(config: Mapping[str, Any]) -> Iterator[str | None]:
     if not config["log_to_mlflow"]:
         yield None
         return
-    with mlflow.start_run(run_name=config["phase"], nested=True, tags=phase_tags(config)) as run:
+    with mlflow.start_run(run_name=run_name(config), nested=True, tags=phase_tags(config)) as run:
         yield run.info.run_id
 
 
