@@ -12,8 +12,8 @@ from avshared.pipelines.training import DEFAULT_PHASES
 from .nodes import (
     check_split_protocol,
     collect_phase_metrics,
-    compare_pairs,
     collect_training_histories,
+    compare_pairs,
     confusion_matrix_table,
     detect_data_label,
     format_comparison_table,
