@@ -16,19 +16,17 @@ import yaml
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-#: The real CREMA-D text data (no media), present beside the checkout on the project's machines.
-REAL_METADATA = PROJECT_ROOT.parent / "shared" / "crema-d"
+#: The real CREMA-D text data (no media), shipped with the tests (ODbL: tests/data/crema_d/).
+REAL_METADATA = Path(__file__).resolve().parent / "data" / "crema_d"
 
 
 @pytest.fixture(scope="session")
 def real_crema_d_metadata() -> Path:
-    """The real CREMA-D ratings and metadata files; skips where they are absent."""
-    if not (REAL_METADATA / "processedResults" / "tabulatedVotes.csv").is_file():
-        pytest.skip(
-            f"real CREMA-D metadata not found at {REAL_METADATA}: place the dataset's CSV files "
-            "(SentenceFilenames.csv, VideoDemographics.csv, processedResults/) there to run this "
-            "test"
-        )
+    """The real CREMA-D ratings and metadata files shipped in tests/data/crema_d."""
+    assert (REAL_METADATA / "processedResults" / "tabulatedVotes.csv").is_file(), (
+        f"the real CREMA-D metadata shipped with the project is missing from {REAL_METADATA}: "
+        "restore it with `git checkout -- tests/data/crema_d`"
+    )
     return REAL_METADATA
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -17,6 +18,8 @@ from avshared.evaluation import (
     classification_scores,
     confusion_matrices,
     format_estimate,
+    holm_adjust,
+    paired_difference,
     per_class_scores,
     percentile_interval,
     scores_with_intervals,
@@ -166,3 +169,69 @@ def test_bad_inputs_are_refused() -> None:
         bootstrap_scores([], [], n_boot=10, seed=0)
     with pytest.raises(ValueError, match="non-negative"):
         bootstrap_scores([0, -1], [0, 1], n_boot=10, seed=0)
+
+
+# ---------------------------------------------------------------- paired comparisons
+
+
+def test_identical_predictions_give_p_one_and_an_interval_around_zero() -> None:
+    correct = (np.random.default_rng(0).random(150) < 0.6).astype(float)
+    result = paired_difference(correct, correct, n_boot=500, seed=1)
+    assert result.test == "exact McNemar"
+    assert result.p_value == 1.0
+    assert result.low <= 0.0 <= result.high
+    assert result.difference == 0.0
+
+
+def test_always_right_against_always_wrong_is_detected() -> None:
+    result = paired_difference(np.ones(200), np.zeros(200), n_boot=500, seed=1)
+    assert result.p_value < 1e-6
+    assert result.difference == 1.0 and result.low == result.high == 1.0
+    reverse = paired_difference(np.zeros(200), np.ones(200), n_boot=500, seed=1)
+    assert reverse.difference == -1.0 and reverse.p_value == result.p_value
+
+
+def test_mcnemar_counts_only_the_discordant_clips() -> None:
+    # 30 clips only A gets right, 10 only B; 60 concordant clips do not matter.
+    a = np.r_[np.ones(30), np.zeros(10), np.ones(40), np.zeros(20)]
+    b = np.r_[np.zeros(30), np.ones(10), np.ones(40), np.zeros(20)]
+    result = paired_difference(a, b, n_boot=200, seed=0)
+    assert result.p_value == pytest.approx(binomtest(30, 40, 0.5).pvalue)
+    assert result.difference == pytest.approx(0.2)
+
+
+def test_paired_interval_uses_the_resamples_of_the_scores() -> None:
+    """Against an always-wrong system the difference is A's accuracy on every resample, so the
+    interval equals A's bootstrap accuracy interval for the same groups and seed."""
+    y_true, y_pred = _noisy_predictions(300, 0.55, seed=4)
+    actors = np.repeat(np.arange(30), 10)
+    correct = (y_true == y_pred).astype(float)
+    paired = paired_difference(correct, np.zeros(300), groups=actors, n_boot=400, seed=9)
+    replicates = bootstrap_scores(y_true, y_pred, n_boot=400, seed=9, groups=actors)
+    assert (paired.low, paired.high) == pytest.approx(percentile_interval(replicates["accuracy"]))
+    assert paired.test == "sign-flip permutation" and paired.units == 30
+
+
+def test_grouped_permutation_test_on_known_cases() -> None:
+    actors = np.repeat(np.arange(10), 20)
+    same = paired_difference(np.ones(200), np.ones(200), groups=actors, n_boot=100, seed=0)
+    assert same.p_value == 1.0
+    apart = paired_difference(np.ones(200), np.zeros(200), groups=actors, n_boot=100, seed=0)
+    # 10 actors: only the 2 of 2^10 sign patterns with all signs equal are as extreme.
+    assert apart.p_value == pytest.approx(2 / 1024, abs=0.002)
+
+
+def test_fractional_correctness_of_human_raters_uses_the_permutation_test() -> None:
+    humans = np.full(100, 0.5)
+    model = np.r_[np.ones(50), np.zeros(50)]
+    result = paired_difference(model, humans, n_boot=200, seed=0)
+    assert result.test == "sign-flip permutation"
+    assert result.difference == 0.0 and result.p_value == 1.0
+
+
+def test_holm_adjustment_of_a_worked_example() -> None:
+    # Sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max.
+    adjusted = holm_adjust([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm_adjust([0.2]) == pytest.approx([0.2])

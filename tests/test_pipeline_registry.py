@@ -11,7 +11,7 @@ from scipy.stats import binomtest
 
 from avshared.pipeline_registry import register_pipelines
 
-PHASES = ("video", "audio", "bimodal", "baseline")
+PHASES = ("video", "audio", "bimodal", "baseline", "baseline_matched")
 #: Metric names that every phase's MLflow run carries, so that the compare view lines them up.
 SHARED_METRICS = {"train_loss", "val_loss", "val_accuracy", "test_accuracy", "test_macro_f1"}
 

@@ -2,8 +2,10 @@
 
 ``kedro run --pipelines=<phase>`` (video, audio, bimodal, baseline) runs what that phase needs from
 ingestion, labels, split and features (the video phase extracts no spectrograms), then trains and
-evaluates it. ``kedro run`` runs every data pipeline, every phase and the report; ``demo_data`` only
-ever runs when named.
+evaluates it. ``kedro run`` runs every data pipeline, the default phases
+(``training.DEFAULT_PHASES``) and the report; ``kedro run --pipelines=comparison`` runs every
+phase (adding the label-source and curriculum rows) and the report of them all; ``demo_data``
+only ever runs when named.
 
 The registry is explicit rather than ``find_pipelines()``: Kedro 1.7 loads only the packages named
 on the command line, and the phase pipelines are not packages of their own.
@@ -46,4 +48,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     }
     pipelines |= {phase: phase_pipeline(phase, preparation) for phase in training.PHASE_MODALITIES}
     pipelines["__default__"] = preparation + pipelines["training"] + pipelines["reporting"]
+    every_phase = tuple(training.PHASE_MODALITIES)
+    pipelines["comparison"] = (
+        preparation
+        + training.create_pipeline(phases=every_phase)
+        + reporting.create_pipeline(phases=every_phase)
+    )
     return pipelines

@@ -16,12 +16,14 @@ from avshared.pipelines.reporting.pipeline import PHASES
 REPORTING_PARAMETERS = Path(__file__).parents[3] / "conf" / "base" / "parameters_reporting.yml"
 TRAIN_ACTORS, VAL_ACTORS, TEST_ACTORS = range(1001, 1006), (1006,), (1007, 1008)
 PARAM_COUNTS = {"video": 1000, "audio": 1100, "bimodal": 1200, "baseline": 2300}
+PARAM_COUNTS["baseline_matched"] = 1210
 #: Each phase's own input condition, as its metrics report it.
 OWN_CONDITION = {
     "video": "video_only",
     "audio": "audio_only",
     "bimodal": "audiovisual",
     "baseline": "audiovisual",
+    "baseline_matched": "audiovisual",
 }
 
 
@@ -136,6 +138,7 @@ def phase_predictions(test_clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
         ignore_index=True,
     )
     single = {"video": (0.6, 1), "audio": (0.45, 2), "baseline": (0.7, 6)}
+    single["baseline_matched"] = (0.65, 8)
     predictions = {
         phase: _predictions(test_clips, accuracy, seed).assign(condition=OWN_CONDITION[phase])
         for phase, (accuracy, seed) in single.items()

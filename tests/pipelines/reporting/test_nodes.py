@@ -18,7 +18,9 @@ from avshared.pipelines.reporting.nodes import (
     PREDICTION_COLUMNS,
     REAL_LABEL,
     TABLE_SCORES,
+    check_split_protocol,
     collect_training_histories,
+    compare_pairs,
     confusion_matrix_table,
     detect_data_label,
     format_comparison_table,
@@ -29,6 +31,8 @@ from avshared.pipelines.reporting.nodes import (
     plot_per_emotion_f1,
     plot_training_curves,
     predict_reference_baselines,
+    resolve_bootstrap,
+    score_folds,
     score_per_emotion_and_level,
     score_systems,
     stack_predictions,
@@ -42,12 +46,19 @@ MODEL_SYSTEMS = [
     "bimodal (audio only)",
     "bimodal (video only)",
     "baseline",
+    "baseline_matched",
 ]
 HUMAN_SYSTEMS = [
     f"{name} ({modality})"
     for name in ("human raters", "crowd majority")
     for modality in ("voice", "face", "audiovisual")
 ]
+SINGLE_SPLIT = {"folds": 1, "name": "a single train/val/test split"}
+PAIRED = {
+    "alpha": 0.05,
+    "n_permutations": 2000,
+    "pairs": [["bimodal", "video"], ["bimodal", "baseline"], ["video", "human raters (face)"]],
+}
 INTERVAL = re.compile(r"^0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]$")
 
 
@@ -257,10 +268,16 @@ def test_confusion_matrix_table(all_predictions) -> None:
 
 
 def test_comparison_table_has_every_system_and_score(
-    scores, phase_metrics, reporting_params
+    scores, phase_metrics, reporting_params, all_predictions
 ) -> None:
     table, markdown = format_comparison_table(
-        scores, phase_metrics, reporting_params["bootstrap"], DEMO_LABEL
+        scores,
+        phase_metrics,
+        bootstrap=reporting_params["bootstrap"],
+        data_label=DEMO_LABEL,
+        protocol=SINGLE_SPLIT,
+        fold_scores=pd.DataFrame(columns=["system", "accuracy"]),
+        paired=compare_pairs(all_predictions, reporting_params["bootstrap"], PAIRED),
     )
     assert list(table.columns) == [
         "system",
@@ -285,9 +302,16 @@ def test_comparison_table_has_every_system_and_score(
 
     lines = markdown.splitlines()
     assert lines[0] == f"# Emotion recognition on the test clips — {DEMO_LABEL}"
-    table_lines = [line for line in lines if line.startswith("|")]
+    assert "Protocol: a single train/val/test split." in markdown
+    table_lines = [
+        line for line in lines[: lines.index("## Paired comparisons")] if line[:1] == "|"
+    ]
     assert len(table_lines) == 2 + len(table)
     assert all(line.count("|") == len(table.columns) + 1 for line in table_lines)
+    paired_lines = [
+        line for line in lines[lines.index("## Paired comparisons") :] if line[:1] == "|"
+    ]
+    assert len(paired_lines) == 2 + len(PAIRED["pairs"])
 
 
 def test_markdown_table_escapes_pipes_and_marks_missing_cells() -> None:
@@ -309,7 +333,8 @@ def test_data_label_from_marker_file_or_phase_metrics(tmp_path) -> None:
 
 def test_training_histories_are_stacked_and_checked(phase_histories) -> None:
     histories = collect_training_histories(**phase_histories)
-    assert list(histories.columns) == ["phase", *HISTORY_COLUMNS]
+    assert list(histories.columns) == ["phase", "fold", *HISTORY_COLUMNS]
+    assert (histories["fold"] == 0).all()
     assert list(histories["phase"].unique()) == list(PHASES)
     with pytest.raises(ValueError, match=r"audio\.training_history lacks the columns"):
         collect_training_histories(audio=phase_histories["audio"].drop(columns="train_loss"))
@@ -353,3 +378,115 @@ def test_human_rows_reproduce_the_published_rater_accuracy(real_crema_d_metadata
         assert rows["clip_id"].nunique() == 7442
         accuracy = classification_scores(rows["target"], rows["predicted"], rows["weight"])
         assert round(accuracy["accuracy"], 3) == expected
+
+
+# ---------------------------------------------------------------- folds and paired comparisons
+
+
+def _two_folds(split: pd.DataFrame) -> pd.DataFrame:
+    """Fold 0: the world's split; fold 1: the test actors train and two train actors test."""
+    swap = {1001: "test", 1002: "test", 1007: "train", 1008: "train"}
+    fold_1 = split.assign(split=split["actor"].map(swap).fillna(split["split"]))
+    return pd.concat([split.assign(fold=0), fold_1.assign(fold=1)], ignore_index=True)
+
+
+def test_a_report_mixing_fold_and_single_split_results_is_refused(split, phase_metrics) -> None:
+    kfold = _two_folds(split)
+    with pytest.raises(ValueError, match=r"refusing to report: the split has 2 fold\(s\).*video"):
+        check_split_protocol(kfold, phase_metrics)  # every phase trained on a single split
+    trained = {phase: {**metrics, "folds": 2} for phase, metrics in phase_metrics.items()}
+    trained["audio"]["folds"] = 1
+    with pytest.raises(ValueError, match=r"\{'audio': 1\}.*mixing fold and single-split"):
+        check_split_protocol(kfold, trained)
+    trained["audio"]["folds"] = 2
+    assert check_split_protocol(kfold, trained)["folds"] == 2
+    assert check_split_protocol(split, phase_metrics) == SINGLE_SPLIT
+
+
+def test_k_fold_reports_resample_actors(reporting_params) -> None:
+    bootstrap = reporting_params["bootstrap"]
+    assert resolve_bootstrap(bootstrap, {"folds": 5, "name": ""})["unit"] == "actor"
+    assert resolve_bootstrap(bootstrap, SINGLE_SPLIT) == bootstrap
+
+
+def test_references_and_humans_follow_each_folds_split(split, clip_manifest, crowd_labels) -> None:
+    kfold = _two_folds(split)
+    references = predict_reference_baselines(kfold, clip_manifest, chance_seed=0)
+    majority = references.loc[references["system"].str.startswith("majority")]
+    tested = kfold.loc[kfold["split"] == "test"]
+    assert sorted(majority["clip_id"]) == sorted(tested["clip_id"])  # every test clip once
+    fold_of = tested.set_index("clip_id")["fold"]
+    assert (majority["fold"].to_numpy() == fold_of.loc[majority["clip_id"]].to_numpy()).all()
+    # Fold 0's train clips lack four DFA clips of 1001/1002 (SAD most frequent); fold 1 trains on
+    # full actors instead, where the six emotions tie and the lowest index (ANG) wins.
+    by_fold = majority.groupby("fold")["predicted"].unique()
+    assert list(by_fold[0]) == [EMOTIONS.index("SAD")] and list(by_fold[1]) == [0]
+    assert majority["system"].iloc[0] == "majority class (ANG/SAD)"
+    humans = human_rater_predictions(crowd_labels, kfold)
+    assert set(humans["clip_id"]) == set(tested["clip_id"])
+    assert (humans["fold"].to_numpy() == fold_of.loc[humans["clip_id"]].to_numpy()).all()
+
+
+def test_fold_scores_score_each_folds_test_clips(all_predictions) -> None:
+    folds = score_folds(all_predictions)
+    assert set(folds["fold"]) == {0}
+    video = all_predictions.loc[all_predictions["system"] == "video"]
+    row = folds.set_index("system").loc["video"]
+    assert row["accuracy"] == pytest.approx((video["target"] == video["predicted"]).mean())
+    assert row["test_clips"] == video["clip_id"].nunique()
+
+
+def test_paired_comparisons_on_known_cases(all_predictions, reporting_params) -> None:
+    bootstrap = reporting_params["bootstrap"]
+    bimodal = all_predictions.loc[all_predictions["system"] == "bimodal"]
+    twin = bimodal.assign(system="twin")
+    oracle = bimodal.assign(system="oracle", predicted=bimodal["target"])
+    predictions = pd.concat([all_predictions, twin, oracle], ignore_index=True)
+    pairs = {
+        **PAIRED,
+        "pairs": [["bimodal", "twin"], ["oracle", "bimodal"], ["video", "oracle"], ["x", "video"]],
+    }
+    table = compare_pairs(predictions, bootstrap, pairs).set_index(["system_a", "system_b"])
+    assert len(table) == 3  # the pair naming a system this report lacks is left out
+    same = table.loc[("bimodal", "twin")]
+    assert same["p_value"] == 1.0 and same["difference_low"] <= 0 <= same["difference_high"]
+    assert same["verdict"] == "no detectable difference at 95%"
+    assert same["test"] == "exact McNemar" and same["unit"] == "clip"
+    assert table.loc[("oracle", "bimodal"), "verdict"] == "better"
+    assert table.loc[("video", "oracle"), "verdict"] == "worse"
+    assert (table["p_holm"] >= table["p_value"]).all()
+    accuracy = (bimodal["target"] == bimodal["predicted"]).mean()
+    assert table.loc[("oracle", "bimodal"), "difference"] == pytest.approx(1 - accuracy)
+
+
+def test_models_are_compared_with_human_raters_clip_by_clip(all_predictions, reporting_params):
+    actor_bootstrap = {**reporting_params["bootstrap"], "unit": "actor"}
+    table = compare_pairs(all_predictions, actor_bootstrap, PAIRED)
+    human = table.loc[table["system_b"] == "human raters (face)"].iloc[0]
+    assert human["test"] == "sign-flip permutation" and human["unit"] == "actor"
+    assert human["units"] == 2  # the two test actors
+    raters = all_predictions.loc[all_predictions["system"] == "human raters (face)"]
+    hit = raters.assign(h=(raters["target"] == raters["predicted"]) * raters["weight"])
+    per_clip = hit.groupby("clip_id")["h"].sum() / hit.groupby("clip_id")["weight"].sum()
+    assert human["accuracy_b"] == pytest.approx(per_clip.mean())
+
+
+def test_the_k_fold_table_gives_mean_and_sd_over_folds(scores, phase_metrics, reporting_params):
+    fold_scores = pd.DataFrame(
+        {"system": np.repeat(scores["system"].to_numpy(), 2), "accuracy": [0.5, 0.7] * len(scores)}
+    )
+    table, markdown = format_comparison_table(
+        scores,
+        phase_metrics,
+        bootstrap={**reporting_params["bootstrap"], "unit": "actor"},
+        data_label=REAL_LABEL,
+        protocol={"folds": 2, "name": "speaker-independent 2-fold cross-validation by actor"},
+        fold_scores=fold_scores,
+        paired=compare_pairs(
+            pd.DataFrame(columns=PREDICTION_COLUMNS),
+            reporting_params["bootstrap"],
+            {**PAIRED, "pairs": []},
+        ),
+    )
+    assert (table["accuracy_over_folds"] == "0.600 ± 0.141").all()
+    assert "Pooled predictions of the 2 folds" in markdown and "over test actors" in markdown

@@ -1,8 +1,11 @@
 """The reporting pipeline end to end, with the project's catalog entries and parameters, under an
-MLflow run as kedro-mlflow opens one during `kedro run`."""
+MLflow run as kedro-mlflow opens one during `kedro run`: every report is written, versioned, and
+logged to the run by its catalog entry."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 
 import mlflow
@@ -14,8 +17,8 @@ from kedro.runner import SequentialRunner
 from mlflow.tracking import MlflowClient
 
 from avshared.crema_d import DEMO_MARKER_FILE
-from avshared.pipelines.reporting import create_pipeline
-from avshared.pipelines.reporting.nodes import DEMO_LABEL, log_report_to_mlflow
+from avshared.pipelines.reporting import create_pipeline, nodes
+from avshared.pipelines.reporting.nodes import DEMO_LABEL
 from avshared.pipelines.reporting.pipeline import PHASES
 from avshared.settings import CONFIG_LOADER_ARGS
 
@@ -31,6 +34,8 @@ REPORTS = {
     "comparison_table",
     "comparison_table_markdown",
     "comparison_scores",
+    "paired_comparisons",
+    "fold_scores",
     "per_emotion_scores",
     "per_level_scores",
     "confusion_matrices",
@@ -90,17 +95,18 @@ def test_pipeline_reads_the_training_contract_and_writes_every_report(project_co
     catalog = project_config["catalog"]
     for name in REPORTS:
         assert catalog[name]["versioned"] is True, name
-        assert catalog[name]["filepath"].startswith("data/08_reporting/"), name
+        assert catalog[name]["artifact_path"] == "reporting", name
+        assert catalog[name]["dataset"]["filepath"].startswith("data/08_reporting/"), name
 
 
 def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
     project_config, tmp_path, tracking_uri, upstream, reporting_params
 ) -> None:
-    entries = {
-        name: {**project_config["catalog"][name], "filepath": str(tmp_path / name)}
-        for name in REPORTS
-    }
-    catalog = DataCatalog.from_config(entries)
+    entries = {}
+    for name in REPORTS:
+        entry = project_config["catalog"][name]
+        entries[name] = {**entry, "dataset": {**entry["dataset"], "filepath": str(tmp_path / name)}}
+    catalog = DataCatalog.from_config(entries, save_version="2026-01-01T00.00.00.000Z")
     demo_root = tmp_path / "crema_d_demo"
     demo_root.mkdir()
     (demo_root / DEMO_MARKER_FILE).write_text("")
@@ -134,28 +140,29 @@ def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
     for figure in figures:
         assert figure.read_bytes().startswith(PNG_MAGIC), figure
 
+    paired = pd.read_csv(_only_file(tmp_path / "paired_comparisons", "paired_comparisons"))
+    assert {"bimodal", "video"} <= set(paired["system_a"]) | set(paired["system_b"])
+    assert set(paired["verdict"]) <= {"better", "worse", "no detectable difference at 95%"}
+    assert "## Paired comparisons" in markdown.read_text()
+
+    # Each report's catalog entry logged the very file it wrote to the run.
     client = MlflowClient(tracking_uri)
     logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reporting")}
-    assert {
-        "reporting/comparison_table.json",
-        "reporting/comparison_table.csv",
-        "reporting/comparison_table.md",
-        "reporting/per_emotion_f1.png",
-        "reporting/training_curves.png",
-    } | {f"reporting/confusion_matrix_{phase}.png" for phase in PHASES} == logged
-    assert client.get_run(run.info.run_id).data.tags["data"] == "demo"
-
-
-def test_without_an_active_mlflow_run_nothing_is_logged(tracking_uri) -> None:
-    empty = pd.DataFrame()
-    log_report_to_mlflow(
-        comparison_table=empty,
-        comparison_markdown="",
-        confusion=empty,
-        per_emotion=empty,
-        histories=empty,
-        data_label=DEMO_LABEL,
+    assert logged == {f"reporting/{name}" for name in REPORTS}
+    downloads = tmp_path / "downloaded"
+    downloads.mkdir()
+    csv = client.download_artifacts(run.info.run_id, "reporting/comparison_table", str(downloads))
+    assert (
+        Path(csv).read_bytes()
+        == _only_file(tmp_path / "comparison_table", "comparison_table").read_bytes()
     )
-    # Logging anything would have started a run (and created the store under tmp_path).
-    assert mlflow.active_run() is None
-    assert not Path(tracking_uri.removeprefix("sqlite:///")).exists()
+    figures = {
+        a.path for a in client.list_artifacts(run.info.run_id, "reporting/confusion_matrix_figures")
+    }
+    assert figures == {f"reporting/confusion_matrix_figures/{phase}.png" for phase in PHASES}
+
+
+def test_no_reporting_node_calls_mlflow() -> None:
+    """Tracking belongs to the catalog (kedro-mlflow datasets) and hooks, not to node code."""
+    source = inspect.getsource(nodes)
+    assert not re.search(r"^\s*(import|from) mlflow|\bmlflow\.", source, re.MULTILINE)

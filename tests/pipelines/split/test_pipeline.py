@@ -17,8 +17,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 def test_split_pipeline_saves_a_versioned_actor_split(tmp_path):
     config = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), **CONFIG_LOADER_ARGS)
-    entry = {**config["catalog"]["split"], "filepath": str(tmp_path / "split.parquet")}
-    catalog = DataCatalog.from_config({"split": entry})
+    entries = {
+        name: {**config["catalog"][name], "filepath": str(tmp_path / f"{name}.out")}
+        for name in ("split", "split_unmatched_clips")
+    }
+    entries["split"]["filepath"] = str(tmp_path / "split.parquet")
+    catalog = DataCatalog.from_config(entries)
     actors = [1001 + number for number in range(20) for _ in range(6)]
     catalog["clip_manifest"] = pd.DataFrame(
         {
@@ -38,7 +42,8 @@ def test_split_pipeline_saves_a_versioned_actor_split(tmp_path):
 
     assert len(list((tmp_path / "split.parquet").iterdir())) == 1  # one version directory
     split = catalog.load("split")
-    assert list(split.columns) == ["clip_id", "actor", "split"]
+    assert list(split.columns) == ["fold", "clip_id", "actor", "split"]
+    assert set(split["fold"]) == {0}
     assert split["actor"].dtype == "int64"
     assert len(split) == 120
     sides = split.groupby("actor")["split"].nunique()

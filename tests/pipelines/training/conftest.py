@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from avshared.crema_d import EMOTIONS, SENTENCES
 from avshared.datasets.feature_store import FeatureStore, write_feature_store
@@ -153,3 +154,13 @@ def tiny_defaults(tmp_path: Path, training_parameters: dict[str, Any]) -> dict[s
     defaults["data"] |= {"batch_size": 16, "num_workers": 0}
     defaults["checkpoint_dir"] = str(tmp_path / "checkpoints")
     return defaults
+
+
+@pytest.fixture
+def mlflow_phase_run(tmp_path: Path) -> tuple[MlflowClient, dict[str, str]]:
+    """A phase run as PhaseRunsHook puts it in the catalog, in a throwaway SQLite store."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("phase", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(experiment)
+    return client, {"run_id": run.info.run_id, "tracking_uri": uri}

@@ -20,6 +20,12 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from avshared.hooks.tracking import PhaseRunsHook
 from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
+from avshared.pipelines.training.folds import (
+    build_fold_targets,
+    fold_summary,
+    load_fold_model,
+    train_phase,
+)
 from avshared.pipelines.training.nodes import (
     build_targets,
     load_trained_model,
@@ -102,6 +108,54 @@ def test_a_two_process_run_logs_one_mlflow_run_and_saves_weights_that_load(
     )
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, reloaded.state_dict()[name]), name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_process_folds_log_once_each_into_runs_nested_in_the_phase_run(
+    corpus, audio_config, mlflow_phase_run
+):
+    """The fold loop under ddp_spawn: each fold's spawned processes log one epoch series (rank 0)
+    into the fold's run, and the weights of each fold reload."""
+    config = audio_config(devices=2, max_epochs=1)
+    swap = {"test": "val", "val": "test", "train": "train"}
+    split = pd.concat(
+        [
+            corpus.split.assign(fold=0),
+            corpus.split.assign(split=corpus.split["split"].map(swap), fold=1),
+        ],
+        ignore_index=True,
+    )
+    targets, target_summary = build_fold_targets(
+        corpus.clip_manifest, corpus.crowd_labels, split, config
+    )
+    client, phase_run = mlflow_phase_run
+    model, history, summary = train_phase(
+        targets=targets,
+        target_summary=target_summary,
+        config=config,
+        mlflow_run=phase_run,
+        log_mel_spectrograms=corpus.log_mel_spectrograms,
+        spectrogram_stats=corpus.spectrogram_stats,
+    )
+    experiment = client.get_run(phase_run["run_id"]).info.experiment_id
+    folds = {
+        run.data.tags["fold"]: run
+        for run in client.search_runs([experiment])
+        if run.info.run_id != phase_run["run_id"]
+    }
+    assert sorted(folds) == ["0", "1"]
+    for fold, run in folds.items():
+        assert run.data.tags[MLFLOW_PARENT_RUN_ID] == phase_run["run_id"]
+        assert run.info.status == "FINISHED"
+        assert run.data.params["trainer/devices"] == "2"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0]
+        assert fold_summary(summary, int(fold))["mlflow_run_id"] == run.info.run_id
+        reloaded = load_fold_model(model.state_dict(), json.loads(json.dumps(summary)), int(fold))
+        for name, tensor in model[f"fold_{fold}"].state_dict().items():
+            assert torch.equal(tensor, reloaded.state_dict()[name]), name
+    assert summary["mlflow_run_id"] == phase_run["run_id"]
+    assert sorted(history["fold"].unique()) == [0, 1]
 
 
 @pytest.mark.slow

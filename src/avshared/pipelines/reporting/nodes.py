@@ -1,5 +1,6 @@
 """Nodes of the reporting pipeline: every trained phase, trivial baselines and human raters, scored
-on the same test clips and compared in one table, with figures, logged to MLflow.
+on the same test clips and compared in one table, with paired tests and figures. The catalog logs
+the tables and figures to MLflow (kedro-mlflow's MlflowArtifactDataset): no node calls MLflow.
 
 Every system is turned into the same long table of weighted predictions (``PREDICTION_COLUMNS``:
 one row per clip for a model, one row per clip and voted emotion for the crowd) and scored by
@@ -13,7 +14,6 @@ import logging
 from typing import Any
 
 import matplotlib
-import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -25,9 +25,12 @@ from avshared.evaluation import (
     classification_scores,
     confusion_matrices,
     format_estimate,
+    holm_adjust,
+    paired_difference,
     per_class_scores,
     scores_with_intervals,
 )
+from avshared.pipelines.split.nodes import fold_splits
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "target",  # acted emotion, index into crema_d.EMOTIONS
     "predicted",  # index into crema_d.EMOTIONS
     "weight",  # 1 per clip for models; votes (or a share of a tied majority) for the crowd
+    "fold",  # the fold whose test set the clip is in (0 for a single split)
 )
 #: Columns of `{phase}.test_predictions` that reporting reads (`emotion` is the acted one).
 MODEL_PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -57,6 +61,25 @@ MODEL_PREDICTION_COLUMNS: tuple[str, ...] = (
     "level",
     "predicted",
 )
+#: Columns of ``paired_comparisons``, one row per pair of systems.
+PAIRED_COLUMNS: tuple[str, ...] = (
+    "system_a",
+    "system_b",
+    "clips",
+    "unit",
+    "units",
+    "accuracy_a",
+    "accuracy_b",
+    "difference",
+    "difference_low",
+    "difference_high",
+    "test",
+    "p_value",
+    "p_holm",
+    "verdict",
+)
+#: Columns of ``fold_scores``: one row per system and fold.
+FOLD_SCORE_COLUMNS: tuple[str, ...] = ("system", "kind", "fold", "test_clips", *SCORE_NAMES)
 #: What each condition shows the system, for the table's `inputs` column.
 CONDITION_INPUTS: dict[str, str] = {
     "audiovisual": "audio+video",
@@ -156,6 +179,8 @@ def gather_model_predictions(
                 "target": _emotion_indices(predictions["emotion"], f"{phase}.test_predictions"),
                 "predicted": predictions["predicted"],
                 "weight": 1.0,
+                # Written before folds existed: a single split.
+                "fold": predictions.get("fold", 0),
             }
         )
         own_first = frame.sort_values("condition", key=lambda c: c != own, kind="stable")
@@ -170,16 +195,22 @@ def predict_reference_baselines(
     """Majority-class and chance predictions for the test clips, as ``PREDICTION_COLUMNS`` rows.
 
     ``majority class`` predicts, for every test clip, the emotion most frequent among the TRAIN
-    clips (the lowest class index on a tie). ``chance`` draws each prediction uniformly from the six
-    emotions with a fixed seed: one realisation of a guesser, whose interval shows how far luck
-    alone moves the scores (its expected accuracy is 1/6).
+    clips of its fold (the lowest class index on a tie). ``chance`` draws each prediction uniformly
+    from the six emotions with a fixed seed: one realisation of a guesser, whose interval shows how
+    far luck alone moves the scores (its expected accuracy is 1/6).
     """
-    clips = _split_with_labels(split, clip_manifest)
-    train_labels = clips.loc[clips["split"] == "train", "label"]
-    if train_labels.empty:
-        raise ValueError("the split has no train clips: cannot find the majority class")
-    majority = int(np.bincount(train_labels, minlength=len(EMOTIONS)).argmax())
-    test = clips.loc[clips["split"] == "test"].sort_values("clip_id")
+    frames = []
+    for fold, fold_split in fold_splits(split).items():
+        clips = _split_with_labels(fold_split, clip_manifest)
+        train_labels = clips.loc[clips["split"] == "train", "label"]
+        if train_labels.empty:
+            raise ValueError(
+                f"the split has no train clips in fold {fold}: cannot find the majority class"
+            )
+        majority = int(np.bincount(train_labels, minlength=len(EMOTIONS)).argmax())
+        test = clips.loc[clips["split"] == "test"]
+        frames.append(test.assign(fold=fold, majority=majority))
+    test = pd.concat(frames, ignore_index=True).sort_values("clip_id", ignore_index=True)
     chance = np.random.default_rng(chance_seed).integers(0, len(EMOTIONS), size=len(test))
     base = pd.DataFrame(
         {
@@ -191,9 +222,12 @@ def predict_reference_baselines(
             "level": test["level"].to_numpy(),
             "target": test["label"].to_numpy(),
             "weight": 1.0,
+            "fold": test["fold"].to_numpy(),
         }
     )
-    majority_rows = base.assign(system=f"majority class ({EMOTIONS[majority]})", predicted=majority)
+    majorities = sorted(set(test["majority"]))
+    name = "majority class (" + "/".join(EMOTIONS[m] for m in majorities) + ")"
+    majority_rows = base.assign(system=name, predicted=test["majority"].to_numpy())
     chance_rows = base.assign(system="chance (uniform)", predicted=chance)
     stacked = pd.concat([majority_rows, chance_rows], ignore_index=True)
     return _check_predictions(stacked.loc[:, list(PREDICTION_COLUMNS)])
@@ -215,7 +249,11 @@ def human_rater_predictions(crowd_labels: pd.DataFrame, split: pd.DataFrame) -> 
         ("clip_id", "modality", "acted_emotion", "majority_vote", *_count_columns()),
         "crowd_labels",
     )
-    test_ids = set(split.loc[split["split"] == "test", "clip_id"])
+    tested = split.loc[split["split"] == "test"]
+    fold_of_clip = (
+        tested.set_index("clip_id")["fold"] if "fold" in tested else pd.Series(0, tested["clip_id"])
+    )
+    test_ids = set(tested["clip_id"])
     crowd = crowd_labels.loc[crowd_labels["clip_id"].isin(test_ids)].sort_values(
         ["modality", "clip_id"]
     )
@@ -234,6 +272,7 @@ def human_rater_predictions(crowd_labels: pd.DataFrame, split: pd.DataFrame) -> 
             "actor": [clip.actor for clip in parsed],
             "level": [clip.level for clip in parsed],
             "target": _emotion_indices(crowd["acted_emotion"], "crowd_labels"),
+            "fold": fold_of_clip.loc[crowd["clip_id"]].to_numpy(),
         }
     )
 
@@ -262,6 +301,136 @@ def stack_predictions(
     return pd.concat(
         [model_predictions, reference_predictions, human_predictions], ignore_index=True
     )
+
+
+def check_split_protocol(
+    split: pd.DataFrame, phase_metrics: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The evaluation protocol of the report: ``folds`` and ``name``; refuses a mix.
+
+    Every phase must have been trained and tested on the folds of this run's split: a phase
+    trained on a single split (1 fold) next to phases trained under actor k-fold (or on another
+    number of folds) would put scores of different test sets and protocols in one table.
+    """
+    folds = int(split["fold"].nunique()) if "fold" in split.columns else 1
+    trained = {phase: int(metrics.get("folds", 1)) for phase, metrics in phase_metrics.items()}
+    mixed = {phase: count for phase, count in trained.items() if count != folds}
+    if mixed:
+        raise ValueError(
+            f"refusing to report: the split has {folds} fold(s) "
+            f"({'actor k-fold' if folds > 1 else 'a single split'}) but the phases {mixed} were "
+            "trained on another number of folds (1 = a single split); a table mixing fold and "
+            "single-split results compares different test sets. Re-run those phases on this split "
+            "(e.g. `kedro run --pipelines=training`) or report on the split they were trained on."
+        )
+    name = f"speaker-independent {folds}-fold cross-validation by actor" if folds > 1 else ""
+    return {"folds": folds, "name": name or "a single train/val/test split"}
+
+
+def resolve_bootstrap(bootstrap: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    """The bootstrap settings of the report: under k-fold the actor is the resampled unit (the
+    pooled predictions of a fold share its model, and clips of one speaker are alike)."""
+    if protocol["folds"] > 1 and bootstrap["unit"] != "actor":
+        logger.info("k-fold report: bootstrap resamples actors, not %ss", bootstrap["unit"])
+        return {**bootstrap, "unit": "actor"}
+    return bootstrap
+
+
+def score_folds(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Each system's scores on each fold's test clips (``FOLD_SCORE_COLUMNS``)."""
+    rows = []
+    for (system, fold), part in predictions.groupby(["system", "fold"], sort=False):
+        rows.append(
+            {
+                "system": system,
+                "kind": part["kind"].iloc[0],
+                "fold": int(fold),
+                "test_clips": part["clip_id"].nunique(),
+                **classification_scores(part["target"], part["predicted"], part["weight"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(FOLD_SCORE_COLUMNS)).sort_values(
+        ["system", "fold"], key=_system_order(predictions), kind="stable", ignore_index=True
+    )
+
+
+def compare_pairs(
+    predictions: pd.DataFrame, bootstrap: dict[str, Any], paired: dict[str, Any]
+) -> pd.DataFrame:
+    """Paired comparisons of accuracy on the clips both systems were tested on (``PAIRED_COLUMNS``).
+
+    For each pair of ``paired["pairs"]`` present in this report: accuracy of A minus accuracy of B,
+    with a percentile bootstrap interval on the resamples every score of the report uses (same
+    seed, same unit: clips, or actors under k-fold), and a two-sided p-value (exact McNemar for two
+    models resampled by clip; a sign-flip permutation test by actor, or where human raters are
+    scored by their share of correct responses per clip). p-values are Holm-adjusted across the
+    table; the verdict reads the adjusted p-value against ``paired["alpha"]``.
+
+    Human raters are compared on each clip's share of correct responses (every clip counts once),
+    which can differ slightly from their per-response accuracy in the comparison table.
+    """
+    alpha = float(paired["alpha"])
+    correctness = _clip_correctness(predictions)
+    present = set(correctness.columns)
+    pairs = [tuple(pair) for pair in paired["pairs"]]
+    skipped = [pair for pair in pairs if not set(pair) <= present]
+    if skipped:
+        logger.info("Paired comparisons not in this report (systems not run): %s", skipped)
+    by_actor = bootstrap["unit"] == "actor"
+    rows = []
+    for system_a, system_b in (pair for pair in pairs if pair not in skipped):
+        both = correctness.loc[:, [system_a, system_b]].dropna()
+        result = paired_difference(
+            both[system_a].to_numpy(),
+            both[system_b].to_numpy(),
+            groups=both.index.get_level_values("actor").to_numpy() if by_actor else None,
+            n_boot=int(bootstrap["n_boot"]),
+            seed=int(bootstrap["seed"]),
+            confidence=float(bootstrap["confidence"]),
+            n_permutations=int(paired["n_permutations"]),
+        )
+        rows.append(
+            {
+                "system_a": system_a,
+                "system_b": system_b,
+                "clips": result.clips,
+                "unit": "actor" if by_actor else "clip",
+                "units": result.units,
+                "accuracy_a": float(both[system_a].mean()),
+                "accuracy_b": float(both[system_b].mean()),
+                "difference": result.difference,
+                "difference_low": result.low,
+                "difference_high": result.high,
+                "test": result.test,
+                "p_value": result.p_value,
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
+    table["p_holm"] = holm_adjust(table["p_value"]) if len(table) else []
+    table["verdict"] = [
+        _verdict(difference, p, alpha)
+        for difference, p in zip(table["difference"], table["p_holm"], strict=True)
+    ]
+    return table
+
+
+def _verdict(difference: float, p_holm: float, alpha: float) -> str:
+    if p_holm < alpha:
+        return "better" if difference > 0 else "worse"
+    return f"no detectable difference at {1 - alpha:.0%}"
+
+
+def _clip_correctness(predictions: pd.DataFrame) -> pd.DataFrame:
+    """(clip_id, actor) x system: how right each system is on each test clip, in [0, 1]."""
+    hit = predictions.assign(hit=(predictions["target"] == predictions["predicted"]).astype(float))
+    hit["weighted"] = hit["hit"] * hit["weight"]
+    sums = hit.groupby(["clip_id", "actor", "system"], sort=True)[["weighted", "weight"]].sum()
+    return (sums["weighted"] / sums["weight"]).unstack("system")
+
+
+def _system_order(predictions: pd.DataFrame):
+    order = {system: index for index, system in enumerate(dict.fromkeys(predictions["system"]))}
+    return lambda column: column.map(order) if column.name == "system" else column
 
 
 def score_systems(
@@ -380,19 +549,28 @@ def confusion_matrix_table(predictions: pd.DataFrame) -> pd.DataFrame:
 def format_comparison_table(
     scores: pd.DataFrame,
     phase_metrics: dict[str, dict[str, Any]],
+    *,
     bootstrap: dict[str, Any],
     data_label: str,
+    protocol: dict[str, Any],
+    fold_scores: pd.DataFrame,
+    paired: pd.DataFrame,
 ) -> tuple[pd.DataFrame, str]:
-    """The comparison table for people: each score as ``0.512 [0.471, 0.553]``, as CSV and Markdown.
+    """The comparison table for people: each score as ``0.512 [0.471, 0.553]``, as CSV, and a
+    Markdown document with the table and the paired comparisons.
 
     Args:
         scores: ``score_systems`` output.
         phase_metrics: each phase's metrics (``param_count`` fills the ``parameters`` column).
         bootstrap: the bootstrap settings, quoted in the caption.
         data_label: ``DEMO_LABEL`` or ``REAL_LABEL``, in the Markdown title.
+        protocol: ``check_split_protocol`` output; under k-fold the table has the accuracy's
+            mean +- sd over the folds (``accuracy_over_folds``).
+        fold_scores: ``score_folds`` output.
+        paired: ``compare_pairs`` output.
 
     Returns:
-        The formatted table and the same table as a Markdown document with title and caption.
+        The formatted table and the Markdown document.
     """
     table = pd.DataFrame(
         {
@@ -413,6 +591,12 @@ def format_comparison_table(
                 scores[name], scores[f"{name}_low"], scores[f"{name}_high"], strict=True
             )
         ]
+    if protocol["folds"] > 1:
+        spread = fold_scores.groupby("system", sort=False)["accuracy"].agg(["mean", "std"])
+        table["accuracy_over_folds"] = [
+            f"{spread.loc[system, 'mean']:.3f} ± {spread.loc[system, 'std']:.3f}"
+            for system in table["system"]
+        ]
     table["crowd_reference"] = [
         f"{modality} majority, {clips} untied clips" if isinstance(modality, str) else "—"
         for modality, clips in zip(
@@ -423,17 +607,59 @@ def format_comparison_table(
         f"{bootstrap['confidence']:.0%} percentile bootstrap intervals over test "
         f"{bootstrap['unit']}s ({bootstrap['n_boot']} resamples, seed {bootstrap['seed']})"
     )
+    folds = (
+        f" Pooled predictions of the {protocol['folds']} folds (every clip tested once, by the "
+        "model whose training never saw its actor); `accuracy_over_folds` is the mean ± sd of "
+        "the per-fold accuracies."
+        if protocol["folds"] > 1
+        else ""
+    )
     markdown = "\n".join(
         [
             f"# Emotion recognition on the test clips — {data_label}",
             "",
-            f"Scores on the held-out test clips with {interval}. Column meanings: docs/results.md.",
+            f"Protocol: {protocol['name']}. Scores on the held-out test clips with {interval}."
+            f"{folds} Column meanings: docs/results.md.",
             "",
             markdown_table(table),
+            "",
+            "## Paired comparisons",
+            "",
+            "Accuracy of A minus accuracy of B on the clips both were tested on, with a paired "
+            "bootstrap interval on the same resamples as above; p-values Holm-adjusted over the "
+            "table (docs/results.md).",
+            "",
+            markdown_table(format_paired_comparisons(paired)),
             "",
         ]
     )
     return table, markdown
+
+
+def format_paired_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
+    """The paired comparisons for people: accuracies, difference with interval, p-values."""
+    return pd.DataFrame(
+        {
+            "A": paired["system_a"],
+            "B": paired["system_b"],
+            "clips": paired["clips"],
+            "accuracy A": paired["accuracy_a"].map("{:.3f}".format),
+            "accuracy B": paired["accuracy_b"].map("{:.3f}".format),
+            "A - B [95% CI]": [
+                f"{d:+.3f} [{low:+.3f}, {high:+.3f}]"
+                for d, low, high in zip(
+                    paired["difference"],
+                    paired["difference_low"],
+                    paired["difference_high"],
+                    strict=True,
+                )
+            ],
+            "test": paired["test"],
+            "p": paired["p_value"].map("{:.2g}".format),
+            "p (Holm)": paired["p_holm"].map("{:.2g}".format),
+            "verdict": paired["verdict"],
+        }
+    )
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -452,16 +678,17 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def collect_training_histories(**history_by_phase: pd.DataFrame) -> pd.DataFrame:
-    """The phases' per-epoch histories in one long table: phase, then ``HISTORY_COLUMNS``.
+    """The phases' per-epoch histories in one long table: phase, fold, then ``HISTORY_COLUMNS``.
 
     Validation columns are NaN for a phase trained without a validation split.
     """
     frames = []
     for phase, history in history_by_phase.items():
         _require_columns(history, REQUIRED_HISTORY_COLUMNS, f"{phase}.training_history")
-        frames.append(history.reindex(columns=list(HISTORY_COLUMNS)).assign(phase=phase))
+        fold = history.get("fold", 0)
+        frames.append(history.reindex(columns=list(HISTORY_COLUMNS)).assign(phase=phase, fold=fold))
     histories = pd.concat(frames, ignore_index=True)
-    return histories.loc[:, ["phase", *HISTORY_COLUMNS]]
+    return histories.loc[:, ["phase", "fold", *HISTORY_COLUMNS]]
 
 
 def plot_confusion_matrices(confusion: pd.DataFrame, data_label: str) -> dict[str, Figure]:
@@ -538,7 +765,12 @@ def plot_per_emotion_f1(per_emotion: pd.DataFrame, data_label: str) -> Figure:
 
 
 def plot_training_curves(histories: pd.DataFrame, data_label: str) -> Figure:
-    """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per phase."""
+    """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per phase;
+    under k-fold, the mean over the folds still training at each epoch."""
+    if "fold" in histories:
+        histories = histories.groupby(["phase", "epoch"], sort=False, as_index=False).mean(
+            numeric_only=True
+        )
     figure = Figure(figsize=(11, 4.4), layout="constrained")
     loss_axis, accuracy_axis = figure.subplots(1, 2)
     phases = list(dict.fromkeys(histories["phase"]))
@@ -563,39 +795,6 @@ def plot_training_curves(histories: pd.DataFrame, data_label: str) -> Figure:
     accuracy_axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     figure.suptitle(f"Training curves (validation = held-out val split) — {data_label}")
     return figure
-
-
-def log_report_to_mlflow(
-    *,
-    comparison_table: pd.DataFrame,
-    comparison_markdown: str,
-    confusion: pd.DataFrame,
-    per_emotion: pd.DataFrame,
-    histories: pd.DataFrame,
-    data_label: str,
-) -> None:
-    """Log the comparison table and the figures to the active MLflow run (kedro-mlflow's run).
-
-    Does nothing, with a log line, when no run is active (e.g. a plain runner without the hook).
-    The figures are drawn again from the same data: Kedro cannot load a saved figure back.
-    """
-    run = mlflow.active_run()
-    if run is None:
-        logger.info("No active MLflow run: the report is only written to data/08_reporting")
-        return
-    mlflow.set_tag("data", "demo" if data_label == DEMO_LABEL else "crema-d")
-    mlflow.log_table(comparison_table, artifact_file="reporting/comparison_table.json")
-    mlflow.log_text(comparison_table.to_csv(index=False), "reporting/comparison_table.csv")
-    mlflow.log_text(comparison_markdown, "reporting/comparison_table.md")
-    figures = {
-        f"confusion_matrix_{name}": figure
-        for name, figure in plot_confusion_matrices(confusion, data_label).items()
-    }
-    figures["per_emotion_f1.png"] = plot_per_emotion_f1(per_emotion, data_label)
-    figures["training_curves.png"] = plot_training_curves(histories, data_label)
-    for name, figure in figures.items():
-        mlflow.log_figure(figure, f"reporting/{name}")
-    logger.info("Logged the report to MLflow run %s", run.info.run_id)
 
 
 def _system_colours(names: list[str]) -> dict[str, Any]:

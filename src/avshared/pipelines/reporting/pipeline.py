@@ -1,4 +1,5 @@
-"""The reporting pipeline: test predictions of every phase -> comparison table, figures, MLflow."""
+"""The reporting pipeline: test predictions of every phase -> comparison table, paired tests,
+per-fold scores and figures (logged to MLflow by their catalog entries)."""
 
 from __future__ import annotations
 
@@ -6,34 +7,38 @@ from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline
 
-from avshared.pipelines.training import PHASE_MODALITIES
+from avshared.pipelines.training import DEFAULT_PHASES
 
 from .nodes import (
+    check_split_protocol,
     collect_phase_metrics,
     collect_training_histories,
+    compare_pairs,
     confusion_matrix_table,
     detect_data_label,
     format_comparison_table,
     gather_model_predictions,
     human_rater_predictions,
-    log_report_to_mlflow,
     plot_confusion_matrices,
     plot_per_emotion_f1,
     plot_training_curves,
     predict_reference_baselines,
+    resolve_bootstrap,
+    score_folds,
     score_per_emotion_and_level,
     score_systems,
     stack_predictions,
 )
 
-#: The training phases compared, in table order (each provides `{phase}.test_predictions`,
-#: `{phase}.metrics` and `{phase}.training_history`).
-PHASES: tuple[str, ...] = tuple(PHASE_MODALITIES)
+#: The training phases compared by default, in table order (each provides
+#: `{phase}.test_predictions`, `{phase}.metrics` and `{phase}.training_history`).
+PHASES: tuple[str, ...] = DEFAULT_PHASES
 
 
 def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
     """Score every phase, the trivial baselines and the human raters on the test clips, write the
-    comparison table and figures to data/08_reporting and log them to the active MLflow run."""
+    comparison table, paired comparisons, per-fold scores and figures to data/08_reporting; their
+    catalog entries log them to the MLflow run of `kedro run`."""
 
     def of_each_phase(dataset: str) -> dict[str, str]:
         return {phase: f"{phase}.{dataset}" for phase in phases}
@@ -45,6 +50,18 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
                 inputs=of_each_phase("metrics"),
                 outputs="phase_metrics",
                 name="collect_phase_metrics",
+            ),
+            Node(
+                check_split_protocol,
+                inputs=["split", "phase_metrics"],
+                outputs="report_protocol",
+                name="check_split_protocol",
+            ),
+            Node(
+                resolve_bootstrap,
+                inputs=["params:reporting.bootstrap", "report_protocol"],
+                outputs="report_bootstrap",
+                name="resolve_bootstrap",
             ),
             Node(
                 detect_data_label,
@@ -85,13 +102,25 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
             ),
             Node(
                 score_systems,
-                inputs=[
-                    "all_test_predictions",
-                    "crowd_labels",
-                    "params:reporting.bootstrap",
-                ],
+                inputs=["all_test_predictions", "crowd_labels", "report_bootstrap"],
                 outputs="comparison_scores",
                 name="score_systems",
+            ),
+            Node(
+                score_folds,
+                inputs="all_test_predictions",
+                outputs="fold_scores",
+                name="score_folds",
+            ),
+            Node(
+                compare_pairs,
+                inputs=[
+                    "all_test_predictions",
+                    "report_bootstrap",
+                    "params:reporting.paired_comparisons",
+                ],
+                outputs="paired_comparisons",
+                name="compare_pairs",
             ),
             Node(
                 score_per_emotion_and_level,
@@ -107,12 +136,15 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
             ),
             Node(
                 format_comparison_table,
-                inputs=[
-                    "comparison_scores",
-                    "phase_metrics",
-                    "params:reporting.bootstrap",
-                    "report_data_label",
-                ],
+                inputs={
+                    "scores": "comparison_scores",
+                    "phase_metrics": "phase_metrics",
+                    "bootstrap": "report_bootstrap",
+                    "data_label": "report_data_label",
+                    "protocol": "report_protocol",
+                    "fold_scores": "fold_scores",
+                    "paired": "paired_comparisons",
+                },
                 outputs=["comparison_table", "comparison_table_markdown"],
                 name="format_comparison_table",
             ),
@@ -139,19 +171,6 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
                 inputs=["training_histories", "report_data_label"],
                 outputs="training_curves_figure",
                 name="plot_training_curves",
-            ),
-            Node(
-                log_report_to_mlflow,
-                inputs={
-                    "comparison_table": "comparison_table",
-                    "comparison_markdown": "comparison_table_markdown",
-                    "confusion": "confusion_matrices",
-                    "per_emotion": "per_emotion_scores",
-                    "histories": "training_histories",
-                    "data_label": "report_data_label",
-                },
-                outputs=None,
-                name="log_report_to_mlflow",
             ),
         ]
     )

@@ -1,15 +1,21 @@
 """Assign every clip of the manifest to train, val or test.
 
-Three strategies (``split.strategy``):
+Four strategies (``split.strategy``):
 
 - ``actor``: speaker-independent. Actors, not clips, are dealt to the splits, separately for each
   sex so that every split keeps the corpus's sex ratio; no test or val actor has a clip in train.
 - ``random_clip``: the clip-level random split most CREMA-D papers use (OGM-GE's is 6,698/744, about
   10% test); the same actors appear on every side. Stratified by emotion.
 - ``file``: the test clips are read from a list such as OGM-GE's test.csv (``clip,EMOTION`` per
-  line, no header); the other clips are train, less a validation share drawn from them.
+  line, no header; ``ogm_ge/test``, shipped in ``avshared.splits``, by default); the other clips are
+  train, less a validation share drawn from them.
+- ``actor_kfold``: speaker-independent k-fold cross-validation (HiCMAE's protocol for CREMA-D):
+  whole actors are dealt to ``folds`` test folds, per sex; every actor is tested in exactly one
+  fold, and each fold's validation actors are drawn from its training actors.
 
-All of them are seeded and deterministic for a given manifest.
+The ``split`` dataset is long: one row per fold and clip (``fold``, clip_id, actor, split). The
+single-split strategies have one fold, numbered 0. All strategies are seeded and deterministic for a
+given manifest.
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from avshared.splits import SHIPPED_LISTS, shipped_list_path
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-STRATEGIES = ("actor", "random_clip", "file")
-SPLIT_COLUMNS = ["clip_id", "actor", "split"]
+STRATEGIES = ("actor", "random_clip", "file", "actor_kfold")
+SPLIT_COLUMNS = ["fold", "clip_id", "actor", "split"]
+#: Columns of the clips a split list names that the manifest does not have.
+UNMATCHED_COLUMNS = ["clip_id", "listed_emotion", "reason"]
 
 
 def _allocate(count: int, fractions: dict[str, float]) -> dict[str, int]:
@@ -104,12 +114,21 @@ def split_random_clips(
     return split
 
 
-def read_clip_list(path: str | Path) -> pd.DataFrame:
-    """A ``clip,EMOTION`` list without header (OGM-GE's train.csv / test.csv format)."""
-    path = Path(path)
+def read_clip_list(name_or_path: str | Path) -> pd.DataFrame:
+    """A ``clip,EMOTION`` list without header (OGM-GE's train.csv / test.csv format).
+
+    ``name_or_path`` is the name of a list shipped in ``avshared.splits`` (``ogm_ge/test``) or a
+    path (relative to the project directory).
+    """
+    path = (
+        shipped_list_path(str(name_or_path))
+        if str(name_or_path) in SHIPPED_LISTS
+        else Path(name_or_path)
+    )
     if not path.is_file():
         raise FileNotFoundError(
-            f"split list {path} not found: set split.file.test_list in "
+            f"split list {path} not found: set split.file.test_list to a shipped list "
+            f"({sorted(SHIPPED_LISTS)}) or to a clip,EMOTION file, in "
             "conf/local/parameters_split.yml (or --params=split.file.test_list=/path/test.csv), "
             "or use split.strategy=actor"
         )
@@ -118,17 +137,29 @@ def read_clip_list(path: str | Path) -> pd.DataFrame:
 
 def split_from_list(
     manifest: pd.DataFrame, test_clips: pd.DataFrame, val_fraction: float, seed: int
-) -> pd.Series:
-    """The split of each clip when the test clips are given; val is drawn from the rest."""
+) -> tuple[pd.Series, pd.DataFrame]:
+    """The split of each clip when the test clips are given; val is drawn from the rest.
+
+    Returns also the listed clips the manifest lacks (``UNMATCHED_COLUMNS``), every one of them
+    logged: they are missing from the test set, which is then not the published one.
+    """
     listed = test_clips.set_index("clip_id")["emotion"]
     known = listed.index.isin(manifest["clip_id"])
-    if not known.all():
+    unmatched = pd.DataFrame(
+        {
+            "clip_id": listed.index[~known],
+            "listed_emotion": listed.to_numpy()[~known],
+            "reason": "not in the clip manifest (absent from the corpus or rejected at ingestion)",
+        },
+        columns=UNMATCHED_COLUMNS,
+    )
+    if len(unmatched):
         logger.warning(
-            "%d of the %d listed test clips are not in the manifest (rejected at ingestion?), "
-            "e.g. %s",
-            (~known).sum(),
+            "%d of the %d listed test clips are not in the manifest and are NOT tested "
+            "(data/08_reporting/split_unmatched_clips.csv): %s",
+            len(unmatched),
             len(listed),
-            list(listed.index[~known][:3]),
+            ", ".join(unmatched["clip_id"]),
         )
     emotions = manifest.set_index("clip_id")["emotion"]
     present = listed[known]
@@ -140,50 +171,134 @@ def split_from_list(
     split.loc[manifest["clip_id"].isin(present.index)] = "test"
     rest = manifest.loc[split == "train", "emotion"]
     split.loc[_stratified_pick(rest, val_fraction, rng)] = "val"
-    return split
+    return split, unmatched
+
+
+def actor_folds(
+    manifest: pd.DataFrame, folds: int, val_fraction: float, seed: int
+) -> list[dict[int, str]]:
+    """For each of ``folds`` folds, the split of every actor (``{actor: train | val | test}``).
+
+    Within each sex the actors are shuffled (seeded) and dealt round-robin to the test folds, the
+    dealing continuing from one sex to the next, so folds differ by at most one actor overall and
+    per sex. Each fold's validation actors are ``val_fraction`` of its training actors per sex
+    (at least one), drawn with a seed of their own.
+    """
+    if folds < 2:
+        raise ValueError(f"split.actor_kfold.folds must be at least 2, got {folds}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"split.actor_kfold.val_fraction must be in (0, 1), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    actors = manifest.drop_duplicates("actor")[["actor", "sex"]].sort_values("actor")
+    by_sex = {
+        sex: rng.permutation(group["actor"].to_numpy())
+        for sex, group in actors.groupby("sex", sort=True, dropna=False)
+    }
+    too_few = {str(sex): len(group) for sex, group in by_sex.items() if len(group) < folds}
+    if too_few:
+        raise ValueError(
+            f"split.actor_kfold.folds is {folds} but there are only {too_few} actors of a sex: "
+            "every fold needs at least one actor of each sex; lower split.actor_kfold.folds or "
+            "use split.strategy=actor"
+        )
+    test_fold: dict[int, int] = {}
+    dealt = 0
+    for group in by_sex.values():
+        for actor in group:
+            test_fold[int(actor)] = dealt % folds
+            dealt += 1
+    assignments = []
+    for fold in range(folds):
+        fold_rng = np.random.default_rng([seed, fold])
+        assignment = {actor: "test" for actor, f in test_fold.items() if f == fold}
+        for group in by_sex.values():
+            training = [int(a) for a in group if test_fold[int(a)] != fold]
+            n_val = max(1, round(len(training) * val_fraction))
+            val = set(fold_rng.choice(training, size=min(n_val, len(training) - 1), replace=False))
+            assignment |= {a: "val" if a in val else "train" for a in training}
+        assignments.append(assignment)
+    return assignments
 
 
 def _log_summary(result: pd.DataFrame, manifest: pd.DataFrame, strategy: str) -> None:
-    sex = manifest.set_index("clip_id")["sex"]
-    for name in SPLITS:
-        part = result[result["split"] == name]
-        actors = part.drop_duplicates("actor")
-        females = (sex.loc[actors["clip_id"]] == "Female").sum()
+    sex = manifest.drop_duplicates("actor").set_index("actor")["sex"]
+    for (fold, name), part in result.groupby(["fold", "split"], sort=True):
+        actors = part["actor"].unique()
         logger.info(
-            "split %s (%s): %d clips, %d actors (%d female)",
+            "split %s (%s, fold %d): %d clips, %d actors (%d female)",
             name,
             strategy,
+            fold,
             len(part),
             len(actors),
-            females,
+            (sex.loc[actors] == "Female").sum(),
         )
 
 
-def split_clips(clip_manifest: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Assign each clip to train/val/test per ``params["strategy"]``: clip_id, actor, split.
+def split_clips(
+    clip_manifest: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Assign each clip to train/val/test per ``params["strategy"]``, per fold.
 
-    Raises if, under ``actor``, an actor would end up on two sides (which would leak speakers).
+    Returns the split (``SPLIT_COLUMNS``: one row per fold and clip; one fold, 0, except under
+    ``actor_kfold``) and the clips a split list names that the manifest lacks (``file`` only;
+    empty otherwise). Raises if, under an actor strategy, an actor would end up on two sides of a
+    fold (which would leak speakers).
     """
     strategy = params["strategy"]
     seed = int(params["seed"])
-    if strategy == "actor":
-        split = split_by_actor(clip_manifest, params["actor"]["fractions"], seed)
-    elif strategy == "random_clip":
-        split = split_random_clips(
-            clip_manifest, params["random_clip"]["test_fraction"], params["val_fraction"], seed
+    unmatched = pd.DataFrame(columns=UNMATCHED_COLUMNS)
+    if strategy == "actor_kfold":
+        kfold = params["actor_kfold"]
+        assignments = actor_folds(
+            clip_manifest, int(kfold["folds"]), float(kfold["val_fraction"]), seed
         )
+        splits = [clip_manifest["actor"].map(assignment) for assignment in assignments]
+    elif strategy == "actor":
+        splits = [split_by_actor(clip_manifest, params["actor"]["fractions"], seed)]
+    elif strategy == "random_clip":
+        splits = [
+            split_random_clips(
+                clip_manifest, params["random_clip"]["test_fraction"], params["val_fraction"], seed
+            )
+        ]
     elif strategy == "file":
         test_clips = read_clip_list(params["file"]["test_list"])
-        split = split_from_list(clip_manifest, test_clips, params["val_fraction"], seed)
+        split, unmatched = split_from_list(clip_manifest, test_clips, params["val_fraction"], seed)
+        splits = [split]
     else:
         raise ValueError(f"split.strategy {strategy!r} unknown; use one of {STRATEGIES}")
 
-    result = pd.DataFrame(
-        {"clip_id": clip_manifest["clip_id"], "actor": clip_manifest["actor"], "split": split}
-    ).reset_index(drop=True)
-    if strategy == "actor":
-        sides = result.groupby("actor")["split"].nunique()
+    result = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "fold": fold,
+                    "clip_id": clip_manifest["clip_id"].to_numpy(),
+                    "actor": clip_manifest["actor"].to_numpy(),
+                    "split": split.to_numpy(),
+                }
+            )
+            for fold, split in enumerate(splits)
+        ],
+        ignore_index=True,
+    ).astype({"fold": "int64"})
+    if strategy in ("actor", "actor_kfold"):
+        sides = result.groupby(["fold", "actor"])["split"].nunique()
         if (sides > 1).any():
             raise RuntimeError(f"actors on two sides of the split: {list(sides.index[sides > 1])}")
     _log_summary(result, clip_manifest, strategy)
-    return result[SPLIT_COLUMNS]
+    return result[SPLIT_COLUMNS], unmatched.reset_index(drop=True)
+
+
+def fold_splits(split: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """The split of each fold (clip_id, actor, split), keyed by fold, in fold order.
+
+    Accepts a split without a ``fold`` column (written before folds existed) as fold 0.
+    """
+    if "fold" not in split.columns:
+        return {0: split.loc[:, ["clip_id", "actor", "split"]]}
+    return {
+        int(fold): rows.loc[:, ["clip_id", "actor", "split"]].reset_index(drop=True)
+        for fold, rows in split.groupby("fold", sort=True)
+    }

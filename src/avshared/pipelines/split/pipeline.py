@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=split_clips,
                 inputs=["clip_manifest", "params:split"],
-                outputs="split",
+                outputs=["split", "split_unmatched_clips"],
                 name="split_clips",
             )
         ]

@@ -25,12 +25,13 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
+from sklearn.metrics import confusion_matrix
 from torch import nn
 from torch.utils.data import DataLoader
 
 from avshared.crema_d import EMOTIONS, MODALITIES, is_demo_root
 from avshared.datasets.feature_store import FeatureStore
+from avshared.evaluation import classification_scores
 from avshared.models import MODEL_KINDS, ModelConfig, build_model, count_parameters
 from avshared.pipelines.training import tracking
 from avshared.pipelines.training.callbacks import (
@@ -230,9 +231,10 @@ def _feature_stores(
     return {m: given[m] for m in config["modalities"]}
 
 
-def _sized_model_config(
+def sized_model_config(
     config: Mapping[str, Any], stores: Mapping[str, FeatureStore]
 ) -> ModelConfig:
+    """The ModelConfig of ``config["model"]`` with the input sizes of the stored features."""
     sizes: dict[str, int] = {}
     if "audio" in stores:
         _, n_mels, frames = stores["audio"].item_shape
@@ -366,7 +368,7 @@ def train_model(
     targets, without_features = select_clips_with_features(targets, list(stores.values()))
     if sum(without_features.values()):
         logger.warning("Clips without features, left out per split: %s", without_features)
-    model_config = _sized_model_config(config, stores)
+    model_config = sized_model_config(config, stores)
     settings = trainer_settings(config["trainer"], config["data"])
     checkpoints = PhaseCheckpoints(
         config["checkpoint_dir"],
@@ -457,6 +459,11 @@ def load_trained_model(
 
     Refuses weights of another model configuration, naming the mismatch.
     """
+    if "per_fold" in training_summary:
+        raise ValueError(
+            f"phase {training_summary['phase']!r} trained {training_summary['folds']} models, one "
+            "per fold: load one with avshared.pipelines.training.folds.load_fold_model"
+        )
     model = build_model(
         training_summary["model_kind"],
         training_summary["modalities"],
@@ -484,17 +491,10 @@ def _conditions(modalities: Sequence[str]) -> list[tuple[str, ...]]:
     return [full] + ([(m,) for m in full] if len(full) > 1 else [])
 
 
-def _score(rows: pd.DataFrame) -> dict[str, float]:
-    truth, predicted = rows["target"].to_numpy(), rows["predicted"].to_numpy()
-    seen = sorted(set(truth) | set(predicted))
-    return {
-        "test_accuracy": float(accuracy_score(truth, predicted)),
-        "test_macro_f1": float(f1_score(truth, predicted, labels=seen, average="macro")),
-        # Unweighted average recall over the emotions present in the test set.
-        "test_uar": float(
-            recall_score(truth, predicted, labels=sorted(set(truth)), average="macro")
-        ),
-    }
+def score_predictions(rows: pd.DataFrame) -> dict[str, float]:
+    """Accuracy, macro-F1 and UAR (over the emotions present) of predictions against targets."""
+    scores = classification_scores(rows["target"], rows["predicted"])
+    return {f"test_{name}": scores[name] for name in ("accuracy", "macro_f1", "uar")}
 
 
 def _evaluation_trainer(training_summary: Mapping[str, Any]) -> L.Trainer:
@@ -566,7 +566,8 @@ def evaluate_model(
         tables.append(table)
     predictions = pd.concat(tables, ignore_index=True)
     per_condition = {
-        condition: _score(rows) for condition, rows in predictions.groupby("condition", sort=False)
+        condition: score_predictions(rows)
+        for condition, rows in predictions.groupby("condition", sort=False)
     }
     main = CONDITIONS[tuple(config["modalities"])]
     metrics = {

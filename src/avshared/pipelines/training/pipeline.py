@@ -11,14 +11,8 @@ from functools import partial
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import (
-    build_targets,
-    evaluate_model,
-    log_phase_results,
-    plot_confusion_matrix,
-    resolve_phase_config,
-    train_model,
-)
+from .folds import build_fold_targets, evaluate_phase, log_fold_results, train_phase
+from .nodes import plot_confusion_matrix, resolve_phase_config
 
 #: The phases and their inputs: the one list of phases. training.phases.<phase> in
 #: parameters_training.yml overrides the shared defaults for that phase (model kind, sizes, ...).
@@ -27,7 +21,15 @@ PHASE_MODALITIES: dict[str, tuple[str, ...]] = {
     "audio": ("audio",),
     "bimodal": ("audio", "video"),
     "baseline": ("audio", "video"),
+    # Equal treatment, label sources and the phase path: rows beside bimodal and baseline.
+    "baseline_matched": ("audio", "video"),
+    "bimodal_perceived_majority": ("audio", "video"),
+    "bimodal_perceived_soft": ("audio", "video"),
+    "bimodal_curriculum": ("audio", "video"),
 }
+#: The phases of `kedro run`; `kedro run --pipelines=comparison` adds the label-source and
+#: curriculum rows (every phase of PHASE_MODALITIES).
+DEFAULT_PHASES: tuple[str, ...] = ("video", "audio", "bimodal", "baseline", "baseline_matched")
 #: Datasets the template reads that other pipelines make; they keep their names in every phase.
 SHARED_INPUTS: tuple[str, ...] = ("clip_manifest", "crowd_labels", "split")
 #: The feature datasets of each modality (also the node arguments they are passed as).
@@ -54,13 +56,13 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="resolve_phase_config",
             ),
             Node(
-                build_targets,
+                build_fold_targets,
                 inputs=["clip_manifest", "crowd_labels", "split", "config"],
                 outputs=["targets", "target_summary"],
                 name="build_targets",
             ),
             Node(
-                train_model,
+                train_phase,
                 inputs={
                     "targets": "targets",
                     "target_summary": "target_summary",
@@ -72,7 +74,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="train_model",
             ),
             Node(
-                evaluate_model,
+                evaluate_phase,
                 inputs={
                     "model_weights": "model_weights",
                     "targets": "targets",
@@ -89,7 +91,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="plot_confusion_matrix",
             ),
             Node(
-                log_phase_results,
+                log_fold_results,
                 inputs={
                     "training_summary": "training_summary",
                     "metrics": "metrics",
@@ -114,6 +116,6 @@ def create_phase_pipeline(phase: str) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Every phase's training and evaluation, from existing labels, split and features."""
-    return sum((create_phase_pipeline(phase) for phase in PHASE_MODALITIES), Pipeline([]))
+def create_pipeline(phases: tuple[str, ...] = DEFAULT_PHASES, **kwargs) -> Pipeline:
+    """The phases' training and evaluation, from existing labels, split and features."""
+    return sum((create_phase_pipeline(phase) for phase in phases), Pipeline([]))

@@ -3,6 +3,8 @@
 The phase's run is created by ``avshared.hooks.tracking.PhaseRunsHook`` (a child of the run
 kedro-mlflow opens for ``kedro run``) and reaches the nodes as ``<phase>.mlflow_run``:
 ``{"run_id", "tracking_uri"}``, or None when tracking is off or this process is not global rank 0.
+Under actor k-fold and with a curriculum (``folds.py``) each fold and stage trains in a run of its
+own, nested in the phase's (``nested_run``) and tagged ``fold`` / ``curriculum_stage``.
 Every phase logs the same names: parameters (the resolved phase configuration, flattened by
 Lightning with ``/``), per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
 ``val_accuracy``, ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
@@ -13,22 +15,39 @@ phases), ``param_count``, ``train_samples_per_s``, ``epochs_trained`` and the co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import matplotlib.figure
 from lightning.pytorch.loggers import MLFlowLogger
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 
 def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
     """Tags to filter runs by: phase, data (demo | crema-d), modalities, model kind, target."""
-    return {
+    tags = {
         "phase": config["phase"],
         "data": config["data_source"],
         "modalities": "+".join(config["modalities"]),
         "model_kind": config["model"]["kind"],
         "target": config["target"]["kind"],
     }
+    # k-fold and curriculum runs (avshared.pipelines.training.folds) nest under the phase's run.
+    tags |= {key: str(config[key]) for key in ("fold", "curriculum_stage") if key in config}
+    return tags
+
+
+def run_name(config: Mapping[str, Any]) -> str:
+    """``bimodal``, or ``bimodal fold 2`` / ``bimodal_curriculum stage 1_audio`` for nested runs."""
+    parts = [config["phase"]]
+    if "fold" in config:
+        parts.append(f"fold {config['fold']}")
+    if "curriculum_stage" in config:
+        parts.append(f"stage {config['curriculum_stage']}")
+    return " ".join(parts)
 
 
 def phase_logger(mlflow_run: Mapping[str, str] | None) -> MLFlowLogger | None:
@@ -36,6 +55,45 @@ def phase_logger(mlflow_run: Mapping[str, str] | None) -> MLFlowLogger | None:
     if not mlflow_run:
         return None
     return MLFlowLogger(run_id=mlflow_run["run_id"], tracking_uri=mlflow_run["tracking_uri"])
+
+
+def tag_run(mlflow_run: Mapping[str, str] | None, config: Mapping[str, Any]) -> None:
+    """Tag a run with ``phase_tags(config)`` (nothing without a run): the phase's run when its
+    folds or curriculum stages, not the phase itself, train in runs of their own."""
+    if mlflow_run:
+        client = MlflowClient(mlflow_run["tracking_uri"])
+        for name, value in phase_tags(config).items():
+            client.set_tag(mlflow_run["run_id"], name, value)
+
+
+@contextmanager
+def nested_run(
+    parent: Mapping[str, str] | None, config: Mapping[str, Any]
+) -> Iterator[dict[str, str] | None]:
+    """A run nested in ``parent`` (a phase's run from PhaseRunsHook, or a fold's run), named
+    ``run_name(config)`` and tagged ``phase_tags(config)``: one per fold and curriculum stage.
+
+    Yields ``{"run_id", "tracking_uri"}`` for ``train_model``'s MLFlowLogger, or None when
+    ``parent`` is None (tracking off, or a global rank other than 0). The run ends with the block:
+    FINISHED, or FAILED if the block raised; results may still be added to it afterwards.
+    """
+    if not parent:
+        yield None
+        return
+    client = MlflowClient(parent["tracking_uri"])
+    tags = {
+        MLFLOW_PARENT_RUN_ID: parent["run_id"],
+        MLFLOW_RUN_NAME: run_name(config),
+        **phase_tags(config),
+    }
+    experiment_id = client.get_run(parent["run_id"]).info.experiment_id
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    try:
+        yield {"run_id": run_id, "tracking_uri": parent["tracking_uri"]}
+    except BaseException:
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
 def log_phase_start(logger: MLFlowLogger, config: Mapping[str, Any], params: Mapping) -> None:
