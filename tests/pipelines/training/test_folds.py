@@ -241,7 +241,7 @@ def test_warm_start_carries_only_the_encoder_and_common_embeddings():
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["bimodal_perceived_majority", "bimodal_perceived_soft"])
 def test_perceived_targets_run_end_to_end_through_the_phase_pipeline(
-    corpus, tiny_defaults, training_parameters, tmp_path, phase
+    corpus, tiny_defaults, training_parameters, tmp_path, *, mlflow_phase_run, phase
 ):
     """The phase's Kedro pipeline from the shared datasets to its metrics, on the small corpus."""
     # The outputs go through the project's dataset types, as in `kedro run`.
@@ -266,6 +266,8 @@ def test_perceived_targets_run_end_to_end_through_the_phase_pipeline(
     catalog["params:training.defaults"] = defaults
     catalog[f"params:training.phases.{phase}"] = training_parameters["phases"][phase]
     catalog["params:crema_d_root"] = str(tmp_path)
+    client, phase_run = mlflow_phase_run
+    catalog[f"{phase}.mlflow_run"] = phase_run  # as PhaseRunsHook provides it
 
     SequentialRunner().run(create_phase_pipeline(phase), catalog)
 
@@ -280,3 +282,6 @@ def test_perceived_targets_run_end_to_end_through_the_phase_pipeline(
     # Predictions carry the acted emotion beside the perceived target, for both scorings.
     assert (audiovisual["emotion"] != "").all() and "target" in audiovisual
     assert 0 <= metrics["test_accuracy"] <= 1
+    logged = client.get_run(phase_run["run_id"]).data
+    assert logged.tags["target"] == kind
+    assert logged.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
