@@ -39,12 +39,11 @@ class WarmStart(L.Callback):
     """Loads carried weights into the model before training starts.
 
     Runs at ``setup``, which Lightning calls before it restores a checkpoint, so a resumed stage
-    continues from its checkpoint rather than from the warm start. ``loaded`` names what it set.
+    continues from its checkpoint rather than from the warm start.
     """
 
     def __init__(self, previous: Mapping[str, torch.Tensor]) -> None:
         self.previous = previous
-        self.loaded: list[str] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         model = pl_module.model
@@ -55,7 +54,6 @@ class WarmStart(L.Callback):
                 "stage: check the model parameters are the same in every stage"
             )
         model.load_state_dict(weights, strict=False)
-        self.loaded = sorted(weights)
 
 
 def curriculum_stages(config: Mapping[str, Any]) -> list[dict[str, Any]]:
