@@ -245,6 +245,19 @@ def extract_clip_face_frames(job: tuple[str, str], config: FaceFramesConfig) -> 
         return FeatureItem(clip_id, None, (FeatureIssue("undecodable", "rejected"),))
     if not frames:
         return FeatureItem(clip_id, None, (*issues, FeatureIssue("undecodable", "rejected")))
+    return face_frames_item(clip_id, frames, frame_count, issues, config)
+
+
+def face_frames_item(
+    clip_id: str,
+    frames: list[np.ndarray],
+    frame_count: int,
+    issues: list[FeatureIssue],
+    config: FaceFramesConfig,
+) -> FeatureItem:
+    """The face frames of a clip's sampled RGB ``frames`` (of ``frame_count`` in the clip), with
+    the decoding ``issues`` met so far and what finding the face adds to them."""
+    issues = list(issues)
     if frame_count < config.num_frames:
         if config.on_short_video == "reject":
             return FeatureItem(clip_id, None, (*issues, FeatureIssue("short_video", "rejected")))
