@@ -76,9 +76,12 @@ def test_weighted_nms_merges_overlapping_hits_and_keeps_separate_faces():
 def test_the_model_input_is_the_letterboxed_frame_in_minus_one_to_one():
     frame = np.zeros((360, 480, 3), np.uint8)
     frame[:, :, 0] = 255
-    blob, side, left, top = BlazeFace().model_input(frame)
+    blob, (scale, offset) = BlazeFace().model_input(frame)
     assert blob.shape == (1, 3, 128, 128) and blob.dtype == np.float32
-    assert (side, left, top) == (480.0, 0, 60)
-    # Black bars above and below (-1), the red picture between them.
-    assert blob[0, 0, 0, 64] == pytest.approx(-1.0) and blob[0, 0, 64, 64] == pytest.approx(1.0)
+    # 480 x 360 shrinks to 128 x 96 between bars of 16 rows: black (-1) above, red inside.
+    assert blob[0, 0, 15, 64] == pytest.approx(-1.0) and blob[0, 0, 16, 64] == pytest.approx(1.0)
+    assert blob[0, 0, 111, 64] == pytest.approx(1.0) and blob[0, 0, 112, 64] == pytest.approx(-1.0)
     assert blob[0, 1, 64, 64] == pytest.approx(-1.0)
+    # Input pixels map back to frame pixels: the picture's corners to the frame's.
+    corners = np.array([0, 16, 128, 112]) * scale + offset
+    np.testing.assert_allclose(corners, [0, 0, 480, 360])

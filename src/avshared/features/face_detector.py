@@ -125,23 +125,32 @@ class BlazeFace:
         self.anchors = ssd_anchors()
         self.min_score = min_score
 
-    def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, float, int, int]:
-        """The frame letterboxed to a black square and resized to the model's input: the
-        ``(1, 3, 128, 128)`` float32 blob in [-1, 1], and the square's side and offsets in frame
-        pixels, to map boxes back."""
+    def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The frame letterboxed into the model's input: shrunk to fit 128 x 128 (aspect kept),
+        centred between black bars, as a ``(1, 3, 128, 128)`` float32 blob in [-1, 1]; and the
+        ``(4,)`` scale and ``(4,)`` offset that map (x0, y0, x1, y1) in input pixels back to frame
+        pixels (frame = input * scale + offset)."""
         height, width = frame.shape[:2]
-        side = max(height, width)
-        top, left = (side - height) // 2, (side - width) // 2
+        fit = INPUT_SIZE / max(height, width)
+        small_w, small_h = round(width * fit), round(height * fit)
+        # Shrinking before padding costs a fraction of padding the full frame first.
+        small = cv2.resize(frame, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        top, left = (INPUT_SIZE - small_h) // 2, (INPUT_SIZE - small_w) // 2
         square = cv2.copyMakeBorder(
-            frame, top, side - height - top, left, side - width - left, cv2.BORDER_CONSTANT
+            small,
+            top,
+            INPUT_SIZE - small_h - top,
+            left,
+            INPUT_SIZE - small_w - left,
+            cv2.BORDER_CONSTANT,
         )
-        small = cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
-        blob = (small.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
-        return np.ascontiguousarray(blob), float(side), left, top
+        blob = (square.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        scale = np.array([width / small_w, height / small_h] * 2)
+        return np.ascontiguousarray(blob), (scale, -np.array([left, top] * 2) * scale)
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         """The faces in an RGB uint8 frame ``(H, W, 3)``, highest score first."""
-        blob, side, left, top = self.model_input(frame)
+        blob, (scale, offset) = self.model_input(frame)
         self.net.setInput(blob)
         outputs = self.net.forward(self.output_names)
         # The outputs are the scores (last axis 1) and the boxes with keypoints (last axis 16).
@@ -152,9 +161,8 @@ class BlazeFace:
             self.anchors,
             self.min_score,
         )
-        offset = np.array([left, top, left, top], dtype=np.float64)
         return [
-            Detection(tuple(float(v) for v in box * side - offset), score)
+            Detection(tuple(float(v) for v in box * INPUT_SIZE * scale + offset), score)
             for box, score in weighted_nms(boxes.astype(np.float64), scores, MIN_SUPPRESSION_IOU)
         ]
 
