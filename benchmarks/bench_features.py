@@ -1,7 +1,8 @@
 """Benchmark feature extraction on a CREMA-D root: the features nodes against a naive loop.
 
     python benchmarks/bench_features.py ROOT [--limit N] [--repeats 3] [--workers 2]
-        [--modalities audio video both] [--workdir DIR] [--json PATH]
+        [--modalities audio video both] [--face-detectors blazeface skin] [--workdir DIR]
+        [--json PATH]
 
 Every measurement is a whole process (`python benchmarks/bench_features.py --child SPEC`) that
 extracts the log-mel spectrograms (audio), the face frames (video), or both one after the other (as
@@ -11,7 +12,7 @@ scratch folder (never the project's data/). Two implementations:
 - naive (the baseline): one clip at a time in the one process; reads the whole WAV with soundfile,
   and decodes EVERY frame of every video with a `cv2.VideoCapture.read()` loop, then computes the
   same features with avshared.features.audio / video (LogMelExtractor, sample_frame_indices,
-  clip_face_box, square_box, centre_box, crop_frames).
+  face_frames_item) and the configured face detector.
 - pipeline: the real node functions of avshared.pipelines.features.nodes
   (extract_log_mel_spectrograms, extract_face_frames) with conf/base/parameters_features.yml, saved
   by FeatureStoreDataset as the catalog does: a pool of --workers processes (0: in-process) that
