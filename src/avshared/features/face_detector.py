@@ -119,13 +119,14 @@ class BlazeFace:
 
     def __init__(self, min_score: float = MIN_SCORE) -> None:
         model = files("avshared.features") / "models" / MODEL_FILE
-        # ENGINE_CLASSIC: OpenCV 5's new engine does not run this TFLite graph.
+        # ENGINE_CLASSIC: with OpenCV 5's new engine (its default) this graph returns only the
+        # boxes, not the scores.
         self.net = cv2.dnn.readNetFromTFLite(str(model), engine=cv2.dnn.ENGINE_CLASSIC)
         self.output_names = self.net.getUnconnectedOutLayersNames()
         self.anchors = ssd_anchors()
         self.min_score = min_score
 
-    def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """The frame letterboxed into the model's input: shrunk to fit 128 x 128 (aspect kept),
         centred between black bars, as a ``(1, 3, 128, 128)`` float32 blob in [-1, 1]; and the
         ``(4,)`` scale and ``(4,)`` offset that map (x0, y0, x1, y1) in input pixels back to frame
