@@ -269,7 +269,8 @@ def draw_reference_figure(path: Path) -> None:
         cv2.rectangle(tile, tuple(corners[:2]), tuple(corners[2:] - 1), (255, 255, 255), 1)
         cv2.putText(tile, photo.name, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2)
         tiles.append(tile)
-    cv2.imwrite(str(path), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
+    image = cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 if __name__ == "__main__":
