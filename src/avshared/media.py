@@ -183,3 +183,53 @@ def write_empty_video(path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(_FLV_HEADER)
+
+
+# ---------------------------------------------------------------- containers (prediction inputs)
+#: Files whose audio libsndfile decodes: read with ``read_audio``, exactly as in training.
+SOUNDFILE_SUFFIXES = (".wav", ".flac")
+#: Audio-only files that prediction accepts.
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3")
+#: Video files (with or without an audio track) that prediction accepts.
+VIDEO_SUFFIXES = (".flv", ".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+def read_container_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
+    """Decode the first audio track of any file FFmpeg reads (MP4/AAC, MKV, WebM, AVI, MP3, ...)
+    to float32 samples in [-1, 1], shaped (channels, samples), at the track's own rate.
+
+    Returns None when the container has no audio track. Decoding is PyAV's (FFmpeg's libraries
+    ship inside its wheel, so no system FFmpeg is needed); resampling is left to the feature code,
+    so that prediction and training resample the same way.
+    """
+    import av  # only prediction needs it; importing it costs ~0.1 s
+
+    if not Path(path).is_file():
+        raise MediaError(f"cannot read {path}: no such file")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            # Planar float at the track's own rate and channel layout: (channels, samples) arrays.
+            resampler = av.AudioResampler(format="fltp")
+            chunks = [
+                converted.to_ndarray()
+                for frame in (*container.decode(stream), None)
+                for converted in resampler.resample(frame)
+            ]
+            sample_rate = stream.rate or stream.codec_context.sample_rate
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise MediaError(f"cannot read {path}: {err}") from err
+    if not chunks:
+        raise MediaError(f"cannot read {path}: its audio track holds no samples")
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sample_rate
+
+
+def read_any_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
+    """The audio of a sound or video file as (channels, samples) float32 and its rate; None when a
+    video has no audio track. WAV and FLAC go through ``read_audio`` (training's decoder), every
+    other format through ``read_container_audio``."""
+    if Path(path).suffix.lower() in SOUNDFILE_SUFFIXES:
+        return read_audio(path)
+    return read_container_audio(path)
