@@ -1,4 +1,5 @@
-"""Reading, writing and probing CREMA-D's media files by path: WAV with soundfile, FLV with OpenCV.
+"""Reading, writing and probing media files by path: CREMA-D's WAV with soundfile and FLV with
+OpenCV; for prediction, the audio of any container and MP3 with PyAV (FFmpeg), video through OpenCV.
 
 This is the one place where avshared touches media files directly (decoding thousands of clips in a
 worker pool does not fit Kedro datasets); every other module goes through these functions.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -233,3 +235,46 @@ def read_any_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
     if Path(path).suffix.lower() in SOUNDFILE_SUFFIXES:
         return read_audio(path)
     return read_container_audio(path)
+
+
+def write_container(
+    path: str | Path,
+    frames: Sequence[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 44_100,
+    *,
+    video_codec: str = "libx264",
+    audio_codec: str = "aac",
+) -> None:
+    """Write RGB uint8 frames (H, W, 3), and mono float audio in [-1, 1] if given, into a video
+    container chosen by the file's extension (MP4 with H.264 + AAC by default), with PyAV."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not len(frames):
+        raise MediaError(f"no frames given for {path}: a video needs at least one")
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        # Every stream must exist before the first packet is written.
+        video = container.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1001))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        track = None
+        if audio is not None:
+            track = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
+        for frame in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(video.encode())
+        if track is not None:
+            chunk = track.codec_context.frame_size or 1024
+            samples = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+            for start in range(0, len(samples), chunk):
+                piece = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(samples[None, start : start + chunk]),
+                    format="flt",
+                    layout="mono",
+                )
+                piece.sample_rate = sample_rate
+                container.mux(track.encode(piece))
+            container.mux(track.encode())

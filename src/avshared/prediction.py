@@ -123,7 +123,8 @@ def find_media_inputs(location: str) -> list[MediaInput]:
             inputs.append(MediaInput(stem, str(audio[0]), str(video[0])))
         else:
             inputs.extend(_single_file_input(f) for f in group)
-    return sorted(inputs, key=lambda item: item.name)
+    # In the order of the files (a pair where its audio file is), as a listing shows them.
+    return sorted(inputs, key=lambda item: item.audio_path or item.video_path or item.name)
 
 
 def _single_file_input(file: Path) -> MediaInput:

@@ -38,6 +38,8 @@ CANDIDATE_ALIAS = "candidate"
 #: Where in the phase's run the model is logged.
 ARTIFACT_NAME = "media_model"
 INPUT_COLUMNS = ("path", "bytes", "name")
+#: The file MLflow runs to build the model (models from code: nothing pickled).
+MODEL_CODE = Path(__file__).with_name("media_model_code.py")
 #: What the served model needs besides avshared itself (pinned as the project pins them).
 PIP_REQUIREMENTS = (
     "torch==2.14.1",
@@ -60,7 +62,9 @@ class MediaEmotionModel(mlflow.pyfunc.PythonModel):
         )
         self.predictor = EmotionPredictor(self.spec, self.weights)
 
-    def predict(self, context, model_input, params=None):
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """``model_input``: a DataFrame with ``path`` and/or ``bytes`` (+ ``name``) per row."""
         frame = pd.DataFrame(model_input)
         unknown = set(frame.columns) - set(INPUT_COLUMNS)
@@ -148,7 +152,7 @@ def log_and_register(spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor
         with mlflow.start_run(run_id=spec["mlflow_run_id"], nested=True):
             info = mlflow.pyfunc.log_model(
                 name=ARTIFACT_NAME,
-                python_model=MediaEmotionModel(),
+                python_model=str(MODEL_CODE),
                 artifacts={"model_spec": str(spec_path), "model_weights": str(weights_path)},
                 signature=signature(spec["emotions"]),
                 input_example=example,
