@@ -66,7 +66,7 @@ def _predictor(modalities: list[str]) -> EmotionPredictor:
     torch.manual_seed(0)
     spec = _spec(modalities)
     weights = build_model("shared", modalities, ModelConfig(**spec["model_config"])).state_dict()
-    return EmotionPredictor(spec, weights)
+    return EmotionPredictor(spec, weights, batch_size=2)  # several batches, windows split
 
 
 @pytest.fixture(scope="module")

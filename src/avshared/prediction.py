@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from itertools import pairwise
@@ -284,16 +284,20 @@ class EmotionPredictor:
             "data",
         ]
 
-    def _prepared(self, inputs: Sequence[MediaInput]) -> list[PreparedInput]:
+    def _prepared(self, inputs: Sequence[MediaInput]) -> Iterator[PreparedInput]:
+        """The inputs prepared in order, lazily: workers decode ahead while the model runs."""
         if not self.workers or len(inputs) < 2:
-            return [prepare_input(job, self.spec) for job in inputs]
+            return (prepare_input(job, self.spec) for job in inputs)
         loader = DataLoader(
             list(inputs),
             batch_size=None,
             collate_fn=partial(prepare_input, spec=self.spec),
-            **worker_pool_options(self.workers, 4, "prediction inputs"),
+            # Enough finished inputs ahead for a whole batch while the model runs on the last one.
+            **worker_pool_options(
+                self.workers, max(2, math.ceil(self.batch_size / self.workers)), "prediction"
+            ),
         )
-        return list(loader)
+        return iter(loader)
 
     def _probabilities(self, group: Sequence[PreparedInput], given: tuple[str, ...]) -> np.ndarray:
         """Mean probability over each input's windows, (inputs, classes); all share ``given``."""
@@ -314,14 +318,31 @@ class EmotionPredictor:
     def predict(self, inputs: Sequence[MediaInput]) -> pd.DataFrame:
         """One row per input, in order: input, p_<emotion> (empty when there is a problem),
         predicted emotion, modalities used, windows, flags, problem, phase, MLflow run id, data."""
-        prepared = self._prepared(inputs)
-        for item in prepared:
-            self.seconds.update(item.seconds)
-        probabilities: dict[int, np.ndarray] = {}
+        records: list[dict[str, Any]] = []
+        chunk: list[PreparedInput] = []
+        threads = torch.get_num_threads()
+        if self.workers:
+            # The workers already use the cores; more model threads would only contend with them.
+            torch.set_num_threads(1)
+        try:
+            for item in self._prepared(inputs):
+                self.seconds.update(item.seconds)
+                chunk.append(item)
+                if len(chunk) == self.batch_size:
+                    records += self._records(chunk)
+                    chunk = []
+            records += self._records(chunk)
+        finally:
+            torch.set_num_threads(threads)
+        return pd.DataFrame.from_records(records, columns=self.columns)
+
+    def _records(self, prepared: Sequence[PreparedInput]) -> list[dict[str, Any]]:
+        """The table rows of some prepared inputs; the model runs once per set of modalities."""
         groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
         for index, item in enumerate(prepared):
             if not item.problem:
                 groups[item.modalities].append(index)
+        probabilities: dict[int, np.ndarray] = {}
         started = time.perf_counter()
         for given, indices in groups.items():
             rows = self._probabilities([prepared[i] for i in indices], given)
@@ -345,7 +366,7 @@ class EmotionPredictor:
                     "data": self.spec["data_source"],
                 }
             )
-        return pd.DataFrame.from_records(records, columns=self.columns)
+        return records
 
 
 def format_predictions(predictions: pd.DataFrame, demo: bool, max_rows: int = 20) -> str:
