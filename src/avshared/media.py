@@ -222,7 +222,8 @@ def read_container_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
             ]
             sample_rate = stream.rate or stream.codec_context.sample_rate
     except (av.FFmpegError, OSError, ValueError) as err:
-        raise MediaError(f"cannot read {path}: {err}") from err
+        # FFmpeg's own words ("Invalid data found when processing input"), without its errno.
+        raise MediaError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from err
     if not chunks:
         raise MediaError(f"cannot read {path}: its audio track holds no samples")
     return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sample_rate

@@ -374,6 +374,8 @@ def format_predictions(predictions: pd.DataFrame, demo: bool, max_rows: int = 20
     generated data."""
     shown = predictions.head(max_rows).assign(
         input=lambda t: t["input"].map(lambda s: s if len(s) <= 40 else "..." + s[-37:]),
+        flags=lambda t: t["flags"].map(lambda s: s if len(s) <= 40 else s[:37] + "..."),
+        problem=lambda t: t["problem"].map(lambda s: s if len(s) <= 60 else s[:57] + "..."),
         confidence=lambda t: t.filter(like="p_").max(axis=1).round(3),
     )
     columns = ["input", "predicted", "confidence", "modalities", "flags", "problem"]
