@@ -31,8 +31,15 @@ FRAME_SAMPLING = "frame k of n: the middle frame of the k-th of n equal spans of
 def _parameters(config_class: type, attrs: dict[str, Any]) -> dict[str, Any]:
     """The fields of a feature config dataclass as saved in a store's attrs (checked by building
     the config, so that a store made by other code fails here rather than at prediction)."""
-    names = {field.name for field in fields(config_class)}
-    values = {name: value for name, value in attrs.items() if name in names}
+    names = [field.name for field in fields(config_class)]
+    missing = [name for name in names if name not in attrs]
+    if missing:
+        raise ValueError(
+            f"the feature store lacks the extraction parameters {missing}, so prediction could "
+            "not reproduce its features: re-run the features pipeline (kedro run "
+            "--pipelines=features), then train again"
+        )
+    values = {name: attrs[name] for name in names}
     config_class(**values)
     return values
 
