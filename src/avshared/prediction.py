@@ -50,8 +50,6 @@ from avshared.models import restore_model
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (*media.AUDIO_SUFFIXES, *media.VIDEO_SUFFIXES)
-#: Time spent per stage, summed over inputs (seconds): decoding and features happen per input.
-STAGES = ("audio_decode", "audio_features", "video_decode_and_faces", "model")
 #: Issues of the video feature code that mean the frames show no face.
 NO_FACE_ISSUE = "no_face"
 
@@ -75,7 +73,9 @@ class PreparedInput:
     video: np.ndarray | None = None  # (windows, num_frames, 3, size, size) uint8
     flags: list[str] = field(default_factory=list)
     problem: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)
+    # CPU seconds per stage (audio_decode, video_decode_and_faces, audio_features): what the work
+    # costs, whatever else runs on the machine.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -163,14 +163,14 @@ def _read_audio(job: MediaInput, prepared: PreparedInput) -> tuple[np.ndarray, i
     """The recording's audio, or None (flagged) when it has none or it cannot be decoded."""
     if job.audio_path is None:
         return None
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         decoded = media.read_any_audio(job.audio_path)
     except media.MediaError as err:
         prepared.flags.append(f"audio unreadable ({err})")
         return None
     finally:
-        prepared.seconds["audio_decode"] = time.perf_counter() - started
+        prepared.cpu_seconds["audio_decode"] = time.process_time() - started
     if decoded is None:
         prepared.flags.append("no audio track")
     elif decoded[0].shape[-1] == 0:
@@ -184,7 +184,7 @@ def _video_windows(
 ) -> tuple[np.ndarray | None, int]:
     """(windows, num_frames, 3, size, size) face crops and the window count; None when the video
     is unusable or shows no face (flagged)."""
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         if windows is None:
             info = media.probe_video(job.video_path)
@@ -199,7 +199,7 @@ def _video_windows(
         prepared.flags.append(f"video unreadable ({err})")
         return None, windows or 1
     finally:
-        prepared.seconds["video_decode_and_faces"] = time.perf_counter() - started
+        prepared.cpu_seconds["video_decode_and_faces"] = time.process_time() - started
     issues = {issue.issue for issue in item.issues}
     if item.array is None:
         prepared.flags.append(f"video unusable ({', '.join(sorted(issues))})")
@@ -230,9 +230,9 @@ def prepare_input(job: MediaInput, spec: Mapping[str, Any]) -> PreparedInput:
     if "video" in modalities and job.video_path is not None:
         prepared.video, windows = _video_windows(job, windows, spec, prepared)
     if decoded is not None:
-        started = time.perf_counter()
+        started = time.process_time()
         prepared.audio = _audio_windows(*decoded, windows, spec)
-        prepared.seconds["audio_features"] = time.perf_counter() - started
+        prepared.cpu_seconds["audio_features"] = time.process_time() - started
     if not prepared.modalities:
         needs = " or ".join(modalities)
         found = "; ".join(prepared.flags) or f"the file has no {needs}"
@@ -266,7 +266,8 @@ class EmotionPredictor:
             spec["model_kind"], spec["modalities"], spec["model_config"], weights
         )
         self.workers, self.batch_size = workers, batch_size
-        self.seconds: Counter[str] = Counter()
+        #: CPU seconds per stage over every input so far, the model's included.
+        self.cpu_seconds: Counter[str] = Counter()
 
     @property
     def columns(self) -> list[str]:
@@ -326,7 +327,7 @@ class EmotionPredictor:
             torch.set_num_threads(1)
         try:
             for item in self._prepared(inputs):
-                self.seconds.update(item.seconds)
+                self.cpu_seconds.update(item.cpu_seconds)
                 chunk.append(item)
                 if len(chunk) == self.batch_size:
                     records += self._records(chunk)
@@ -343,11 +344,11 @@ class EmotionPredictor:
             if not item.problem:
                 groups[item.modalities].append(index)
         probabilities: dict[int, np.ndarray] = {}
-        started = time.perf_counter()
+        started = time.process_time()
         for given, indices in groups.items():
             rows = self._probabilities([prepared[i] for i in indices], given)
             probabilities |= dict(zip(indices, rows, strict=True))
-        self.seconds["model"] += time.perf_counter() - started
+        self.cpu_seconds["model"] += time.process_time() - started
         emotions = self.spec["emotions"]
         records = []
         for index, item in enumerate(prepared):

@@ -59,15 +59,15 @@ def predict_emotions(
     started = time.perf_counter()
     predictions = predictor.predict(jobs).assign(model=prediction_model["source"])
     elapsed = time.perf_counter() - started
-    stage_total = sum(predictor.seconds.values()) or 1.0
+    stage_total = sum(predictor.cpu_seconds.values()) or 1.0
     logger.info(
-        "Predicted %d recordings in %.2f s (%.1f per s); time per stage: %s",
+        "Predicted %d recordings in %.2f s (%.1f per s); CPU time per stage: %s",
         len(jobs),
         elapsed,
         len(jobs) / max(elapsed, 1e-9),
         ", ".join(
             f"{stage} {seconds:.2f} s ({seconds / stage_total:.0%})"
-            for stage, seconds in predictor.seconds.items()
+            for stage, seconds in predictor.cpu_seconds.items()
         ),
     )
     logger.info("%s", format_predictions(predictions, spec["demo"], options["rows_shown"]))
