@@ -2,8 +2,8 @@
 
 ``kedro run --pipelines=<phase>`` (video, audio, bimodal, baseline) runs what that phase needs from
 ingestion, labels, split and features (the video phase extracts no spectrograms), then trains and
-evaluates it. ``kedro run`` runs every data pipeline, every phase and the report; ``demo_data`` only
-ever runs when named.
+evaluates it. ``kedro run`` runs every data pipeline, every phase and the report; ``demo_data`` and
+``predict`` only ever run when named.
 
 The registry is explicit rather than ``find_pipelines()``: Kedro 1.7 loads only the packages named
 on the command line, and the phase pipelines are not packages of their own.
@@ -11,7 +11,16 @@ on the command line, and the phase pipelines are not packages of their own.
 
 from kedro.pipeline import Pipeline
 
-from avshared.pipelines import demo_data, features, ingestion, labels, reporting, split, training
+from avshared.pipelines import (
+    demo_data,
+    features,
+    ingestion,
+    labels,
+    predict,
+    reporting,
+    split,
+    training,
+)
 
 
 def data_preparation() -> Pipeline:
@@ -43,6 +52,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         # Every phase, from the prepared data: `kedro run --pipelines=training` retrains them all.
         "training": training.create_pipeline(),
         "reporting": reporting.create_pipeline(),
+        # A trained model on new recordings: --params=predict.inputs=PATH (docs/applications.md).
+        "predict": predict.create_pipeline(),
     }
     pipelines |= {phase: phase_pipeline(phase, preparation) for phase in training.PHASE_MODALITIES}
     pipelines["__default__"] = preparation + pipelines["training"] + pipelines["reporting"]
