@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from skimage import data as skimage_data
 
 from avshared import media
 from avshared.crema_d import EMOTIONS
@@ -25,7 +26,8 @@ from avshared.prediction import (
 )
 
 FPS, RATE = 30.0, 16_000
-SKIN_RGB = (224, 172, 140)
+#: A real face (scikit-image's astronaut, Eileen Collins), as the face detector must find one.
+HEAD = cv2.resize(skimage_data.astronaut()[20:240, 120:330], (95, 100))
 PROBABILITIES = [f"p_{emotion}" for emotion in EMOTIONS]
 
 
@@ -34,7 +36,7 @@ def _frames(seconds: float, face: bool = True) -> list[np.ndarray]:
     for index in range(round(seconds * FPS)):
         frame = np.full((180, 240, 3), (60, 90 + index % 100, 60), dtype=np.uint8)
         if face:
-            cv2.ellipse(frame, (120, 80), (30, 40), 0, 0, 360, SKIN_RGB, -1)
+            frame[30:130, 72:167] = HEAD
         frames.append(frame)
     return frames
 
