@@ -2,6 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
+from avshared.hooks.run_lock import ProjectRunLock
+from avshared.hooks.tracking_server import TrackingServerProbe
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -14,3 +17,7 @@ CONFIG_LOADER_ARGS = {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
     },
 }
+
+# One `kedro run` at a time per project directory; a tracking server that does not answer stops
+# the run at once (docs/tracking.md).
+HOOKS = (ProjectRunLock(), TrackingServerProbe())

@@ -1,0 +1,1 @@
+"""Kedro hooks of the project, registered in settings.py."""

@@ -1,0 +1,87 @@
+"""The tracking-server probe: a server that does not answer stops the run within seconds, naming
+its URI, or, under AVSHARED_TRACKING_FALLBACK=local, the run is redirected to the local store."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from avshared.hooks.tracking_server import (
+    FALLBACK_ENV,
+    LOCAL_STORE,
+    TrackingServerProbe,
+    TrackingServerUnreachableError,
+)
+from avshared.settings import CONFIG_LOADER_ARGS
+
+PROJECT_CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _context(tmp_path: Path, uri: str) -> SimpleNamespace:
+    conf = tmp_path / "conf"
+    shutil.copytree(PROJECT_CONF, conf / "base")
+    (conf / "local").mkdir()
+    (conf / "local" / "mlflow.yml").write_text(f"server:\n  mlflow_tracking_uri: {uri}\n")
+    return SimpleNamespace(config_loader=OmegaConfigLoader(str(conf), **CONFIG_LOADER_ARGS))
+
+
+def test_an_unreachable_server_fails_fast_naming_its_uri(tmp_path, monkeypatch):
+    monkeypatch.delenv(FALLBACK_ENV, raising=False)
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    with pytest.raises(TrackingServerUnreachableError, match=rf"{uri} is unreachable") as error:
+        TrackingServerProbe().after_context_created(_context(tmp_path, uri))
+    assert time.monotonic() - started < 10
+    assert FALLBACK_ENV in str(error.value)
+
+
+def test_the_fallback_records_locally_and_says_so(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(FALLBACK_ENV, "local")
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    context = _context(tmp_path, uri)
+    TrackingServerProbe().after_context_created(context)
+    assert context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"] == LOCAL_STORE
+    assert context.config_loader["mlflow"]["tracking"]["experiment"]["name"] == "avshared"
+    assert f"{uri} is unreachable" in caplog.text and LOCAL_STORE in caplog.text
+
+
+class _LoginRequired(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_answers_even_with_401_is_used(tmp_path, monkeypatch):
+    monkeypatch.delenv(FALLBACK_ENV, raising=False)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _LoginRequired)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_port}"
+    context = _context(tmp_path, uri)
+    try:
+        TrackingServerProbe().after_context_created(context)
+    finally:
+        server.shutdown()
+    assert context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"] == uri
+
+
+def test_local_stores_are_not_probed(tmp_path):
+    context = _context(tmp_path, "sqlite:///mlflow.db")
+    TrackingServerProbe().after_context_created(context)
+    assert context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"] == LOCAL_STORE
