@@ -72,7 +72,7 @@ def make_scratch_project(folder: Path) -> Path:
     project = folder / "project"
     (project / "src").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    # The consent file a user writes once (ignored by git): a `kedro` command there never reaches out.
+    # The consent file a user writes once (ignored by git): kedro there never reaches out.
     (project / ".telemetry").write_text("consent: false\n")
     shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
     (project / "conf" / "local").mkdir()

@@ -13,12 +13,15 @@ from types import SimpleNamespace
 
 import pytest
 from kedro.config import OmegaConfigLoader
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from avshared.hooks.tracking_server import (
     FALLBACK_ENV,
     LOCAL_STORE,
     TrackingServerProbe,
     TrackingServerUnreachableError,
+    ensure_experiment,
 )
 from avshared.settings import CONFIG_LOADER_ARGS
 
@@ -68,20 +71,39 @@ class _LoginRequired(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_server_that_answers_even_with_401_is_used(tmp_path, monkeypatch):
+def test_a_server_behind_a_login_is_up_and_a_wrong_login_stops_the_run(tmp_path, monkeypatch):
     monkeypatch.delenv(FALLBACK_ENV, raising=False)
     server = http.server.HTTPServer(("127.0.0.1", 0), _LoginRequired)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     uri = f"http://127.0.0.1:{server.server_port}"
-    context = _context(tmp_path, uri)
     try:
-        TrackingServerProbe().after_context_created(context)
+        with pytest.raises(MlflowException, match="401") as refused:
+            TrackingServerProbe().after_context_created(_context(tmp_path, uri))
     finally:
         server.shutdown()
-    assert context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"] == uri
+    assert uri in str(refused.value) or "get-by-name" in str(refused.value)
 
 
 def test_local_stores_are_not_probed(tmp_path):
     context = _context(tmp_path, "sqlite:///mlflow.db")
     TrackingServerProbe().after_context_created(context)
     assert context.config_loader["mlflow"]["server"]["mlflow_tracking_uri"] == LOCAL_STORE
+
+
+def test_an_experiment_created_meanwhile_by_another_run_is_fine(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = {
+        "experiment": {
+            "name": "avshared",
+            "create_experiment_kwargs": {"tags": {"mlflow.experimentKind": "custom"}},
+        }
+    }
+    ensure_experiment(uri, tracking)
+    created = MlflowClient(uri).get_experiment_by_name("avshared")
+    assert created.tags["mlflow.experimentKind"] == "custom"
+
+    # Another run creates it between this run's look-up and its creation.
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", lambda self, name: None)
+    ensure_experiment(uri, tracking)
+    monkeypatch.undo()
+    assert len(MlflowClient(uri).search_experiments(filter_string="name = 'avshared'")) == 1

@@ -8,8 +8,11 @@ costs seconds of training and the start-up of Kedro dominates.
 
 from __future__ import annotations
 
+import base64
 import glob
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -240,26 +244,20 @@ def postgres() -> Iterator[str]:
             assert server.poll() is None, f"postgres exited:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"postgres not ready:\n{log.read_text()[-3000:]}"
             time.sleep(0.3)
-        subprocess.run(
-            [
-                str(binaries / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "mlflow",
-                "mlflow",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        createdb = [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow"]
+        for database in ("mlflow", "mlflow_auth"):  # the runs; the users of MLflow's auth app
+            subprocess.run([*createdb, database], env=env, check=True, capture_output=True)
         yield f"postgresql://mlflow:mlflow-test@127.0.0.1:{port}/mlflow"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # smart shutdown
-        server.wait(timeout=60)
+        _stop(server)  # PostgreSQL's smart shutdown
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM to a server's process group, if it still runs."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
 
 
 def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
@@ -279,19 +277,50 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"mlflow server not healthy after {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
 
 
+@dataclass(frozen=True)
+class TrackingServer:
+    """A running team server and the account a researcher's project logs in with."""
+
+    url: str
+    username: str
+    password: str
+    artifacts: Path
+
+
 @pytest.fixture(scope="session")
-def tracking_server(postgres, tmp_path_factory) -> Iterator[str]:
+def tracking_server(postgres, tmp_path_factory) -> Iterator[TrackingServer]:
     """A team's MLflow tracking server: runs in PostgreSQL, artifacts through the server's proxy
-    (--serve-artifacts) into a folder only the server writes; on a free loopback port."""
+    (--serve-artifacts) into a folder only the server writes, users and passwords checked by
+    MLflow's basic-auth app (its user table in PostgreSQL too); on a free loopback port. Holds one
+    researcher account besides the admin's."""
+    pytest.importorskip(
+        "flask_wtf", reason="MLflow's auth app needs Flask-WTF: pip install -e .[test]"
+    )
     folder = tmp_path_factory.mktemp("tracking_server")
+    auth_database = postgres.rsplit("/", 1)[0] + "/mlflow_auth"
+    admin_password = secrets.token_urlsafe(12)
+    (folder / "basic_auth.ini").write_text(
+        "[mlflow]\n"
+        "default_permission = EDIT\n"
+        f"database_uri = {auth_database}\n"
+        "admin_username = admin\n"
+        f"admin_password = {admin_password}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     port = free_port()
     log = folder / "mlflow_server.log"
+    env = kedro_env(
+        MLFLOW_AUTH_CONFIG_PATH=str(folder / "basic_auth.ini"),
+        MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
+    )
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "mlflow",
             "server",
+            "--app-name",
+            "basic-auth",
             "--backend-store-uri",
             postgres,
             "--serve-artifacts",
@@ -307,13 +336,28 @@ def tracking_server(postgres, tmp_path_factory) -> Iterator[str]:
         cwd=folder,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
-        env=kedro_env(),
+        env=env,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, server, log)
-        yield url
+        researcher = TrackingServer(
+            url, "researcher", secrets.token_urlsafe(12), folder / "artifacts"
+        )
+        _create_user(url, ("admin", admin_password), researcher.username, researcher.password)
+        yield researcher
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        _stop(server)
+
+
+def _create_user(url: str, admin: tuple[str, str], username: str, password: str) -> None:
+    token = base64.b64encode(":".join(admin).encode()).decode()
+    request = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
