@@ -70,7 +70,8 @@ def make_scratch_project(folder: Path) -> Path:
     project = folder / "project"
     (project / "src").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-    shutil.copy(PROJECT_ROOT / ".telemetry", project)
+    # The consent file a user writes once (ignored by git): kedro there never reaches out.
+    (project / ".telemetry").write_text("consent: false\n")
     shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
     (project / "conf" / "local").mkdir()
     return project

@@ -1,4 +1,5 @@
-"""Reading, writing and probing CREMA-D's media files by path: WAV with soundfile, FLV with OpenCV.
+"""Reading, writing and probing media files by path: CREMA-D's WAV with soundfile and FLV with
+OpenCV; for prediction, the audio of any container and MP3 with PyAV (FFmpeg), video through OpenCV.
 
 This is the one place where avshared touches media files directly (decoding thousands of clips in a
 worker pool does not fit Kedro datasets); every other module goes through these functions.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -183,3 +185,97 @@ def write_empty_video(path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(_FLV_HEADER)
+
+
+# ---------------------------------------------------------------- containers (prediction inputs)
+#: Files whose audio libsndfile decodes: read with ``read_audio``, exactly as in training.
+SOUNDFILE_SUFFIXES = (".wav", ".flac")
+#: Audio-only files that prediction accepts.
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3")
+#: Video files (with or without an audio track) that prediction accepts.
+VIDEO_SUFFIXES = (".flv", ".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+def read_container_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
+    """Decode the first audio track of any file FFmpeg reads (MP4/AAC, MKV, WebM, AVI, MP3, ...)
+    to float32 samples in [-1, 1], shaped (channels, samples), at the track's own rate.
+
+    Returns None when the container has no audio track. Decoding is PyAV's (FFmpeg's libraries
+    ship inside its wheel, so no system FFmpeg is needed); resampling is left to the feature code,
+    so that prediction and training resample the same way.
+    """
+    import av  # only prediction needs it; importing it costs ~0.1 s
+
+    if not Path(path).is_file():
+        raise MediaError(f"cannot read {path}: no such file")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            # Planar float at the track's own rate and channel layout: (channels, samples) arrays.
+            resampler = av.AudioResampler(format="fltp")
+            chunks = [
+                converted.to_ndarray()
+                for frame in (*container.decode(stream), None)
+                for converted in resampler.resample(frame)
+            ]
+            sample_rate = stream.rate or stream.codec_context.sample_rate
+    except (av.FFmpegError, OSError, ValueError) as err:
+        # FFmpeg's own words ("Invalid data found when processing input"), without its errno.
+        raise MediaError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from err
+    if not chunks:
+        raise MediaError(f"cannot read {path}: its audio track holds no samples")
+    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), sample_rate
+
+
+def read_any_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
+    """The audio of a sound or video file as (channels, samples) float32 and its rate; None when a
+    video has no audio track. WAV and FLAC go through ``read_audio`` (training's decoder), every
+    other format through ``read_container_audio``."""
+    if Path(path).suffix.lower() in SOUNDFILE_SUFFIXES:
+        return read_audio(path)
+    return read_container_audio(path)
+
+
+def write_container(
+    path: str | Path,
+    frames: Sequence[np.ndarray],
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 44_100,
+    *,
+    video_codec: str = "libx264",
+    audio_codec: str = "aac",
+) -> None:
+    """Write RGB uint8 frames (H, W, 3), and mono float audio in [-1, 1] if given, into a video
+    container chosen by the file's extension (MP4 with H.264 + AAC by default), with PyAV."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not len(frames):
+        raise MediaError(f"no frames given for {path}: a video needs at least one")
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        # Every stream must exist before the first packet is written.
+        video = container.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1001))
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        track = None
+        if audio is not None:
+            track = container.add_stream(audio_codec, rate=sample_rate, layout="mono")
+        for frame in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(video.encode())
+        if track is not None:
+            chunk = track.codec_context.frame_size or 1024
+            samples = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+            for start in range(0, len(samples), chunk):
+                piece = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(samples[None, start : start + chunk]),
+                    format="flt",
+                    layout="mono",
+                )
+                piece.sample_rate = sample_rate
+                container.mux(track.encode(piece))
+            container.mux(track.encode())

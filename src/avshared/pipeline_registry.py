@@ -5,7 +5,7 @@ ingestion, labels, split and features (the video phase extracts no spectrograms)
 evaluates it. ``kedro run`` runs every data pipeline, the default phases
 (``training.DEFAULT_PHASES``) and the report; ``kedro run --pipelines=comparison`` runs every
 phase (adding the label-source and curriculum rows) and the report of them all; ``demo_data``
-only ever runs when named.
+and ``predict`` only ever run when named.
 
 The registry is explicit rather than ``find_pipelines()``: Kedro 1.7 loads only the packages named
 on the command line, and the phase pipelines are not packages of their own.
@@ -13,7 +13,16 @@ on the command line, and the phase pipelines are not packages of their own.
 
 from kedro.pipeline import Pipeline
 
-from avshared.pipelines import demo_data, features, ingestion, labels, reporting, split, training
+from avshared.pipelines import (
+    demo_data,
+    features,
+    ingestion,
+    labels,
+    predict,
+    reporting,
+    split,
+    training,
+)
 
 
 def data_preparation() -> Pipeline:
@@ -45,6 +54,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         # Every phase, from the prepared data: `kedro run --pipelines=training` retrains them all.
         "training": training.create_pipeline(),
         "reporting": reporting.create_pipeline(),
+        # A trained model on new recordings: --params=predict.inputs=PATH (docs/applications.md).
+        "predict": predict.create_pipeline(),
     }
     pipelines |= {phase: phase_pipeline(phase, preparation) for phase in training.PHASE_MODALITIES}
     pipelines["__default__"] = preparation + pipelines["training"] + pipelines["reporting"]

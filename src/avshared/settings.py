@@ -2,7 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
+from avshared.hooks.run_lock import ProjectRunLock
 from avshared.hooks.tracking import PhaseRunsHook
+from avshared.hooks.tracking_server import TrackingServerProbe
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -17,5 +19,7 @@ CONFIG_LOADER_ARGS = {
     },
 }
 
-# One MLflow child run per training phase; only global rank 0 writes under torchrun / SLURM.
-HOOKS = (PhaseRunsHook(),)
+# One `kedro run` at a time per project directory; a tracking server that does not answer stops
+# the run at once (docs/tracking.md); one MLflow child run per training phase, and only global rank
+# 0 writes under torchrun / SLURM.
+HOOKS = (ProjectRunLock(), TrackingServerProbe(), PhaseRunsHook())

@@ -1,4 +1,8 @@
-"""Face frames: frame sampling, face finding and cropping on generated videos, and every defect."""
+"""Face frames: frame sampling, face finding and cropping on generated videos, and every defect.
+
+The generated clips' "face" is a skin-coloured ellipse, which the skin rule finds and BlazeFace (a
+real face detector) rightly does not: these tests use the skin rule to check the cropping around a
+known box; tests/features/test_real_faces.py checks BlazeFace on real faces."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from avshared.features.video import (
 )
 
 SKIN_RGB = (224, 172, 140)
+SKIN = FaceFramesConfig(face_detector="skin")
 WIDTH, HEIGHT = 480, 360
 #: The face of the generated clips: an ellipse right of and above the frame's centre.
 FACE_CENTRE, FACE_AXES = (290, 150), (45, 60)
@@ -61,9 +66,9 @@ def test_sampled_frames_are_the_middles_of_equal_spans():
 
 
 def test_the_crop_holds_the_face_and_the_frames_come_in_sampled_order(clips):
-    config = FaceFramesConfig(num_frames=8, size=112, margin=0.2)
+    config = FaceFramesConfig(num_frames=8, size=112, margin=0.2, face_detector="skin")
     item = extract_clip_face_frames(job(clips, "face"), config)
-    assert item.issues == ()
+    assert [(i.issue, i.action) for i in item.issues] == [("face_found", "skin")]
     assert item.array.shape == (8, 3, 112, 112)
     assert item.array.dtype == np.uint8
 
@@ -79,9 +84,25 @@ def test_the_crop_holds_the_face_and_the_frames_come_in_sampled_order(clips):
 
 def test_the_face_box_is_found_around_an_off_centre_face(clips):
     frames, _, _ = video.read_sampled_frames(str(clips / "face.flv"), 4)
-    box = video.clip_face_box(frames, FaceFramesConfig())
+    face = video.clip_face(frames, SKIN)
     (cx, cy), (ax, ay) = FACE_CENTRE, FACE_AXES
-    assert box == pytest.approx((cx - ax, cy - ay, cx + ax + 1, cy + ay + 1), abs=3)
+    assert face.box == pytest.approx((cx - ax, cy - ay, cx + ax + 1, cy + ay + 1), abs=3)
+    assert face.face_count == 1
+    # BlazeFace sees no face in a plain ellipse.
+    assert video.clip_face(frames, FaceFramesConfig(face_detector="blazeface")) is None
+
+
+def test_the_face_is_searched_on_detection_frames_spread_over_the_clip(monkeypatch):
+    searched = []
+
+    def record(frame, config):
+        searched.append(int(frame[0, 0, 0]))
+        return []
+
+    monkeypatch.setattr(video, "detect_faces", record)
+    frames = [np.full((HEIGHT, WIDTH, 3), index, np.uint8) for index in range(8)]
+    assert video.clip_face(frames, FaceFramesConfig(detection_frames=3)) is None
+    assert searched == sample_frame_indices(8, 3) == [1, 4, 6]
 
 
 def test_square_box_adds_the_margin_and_stays_in_the_frame():
@@ -100,12 +121,16 @@ def test_the_centre_detector_always_uses_the_fixed_crop(clips):
 
 
 @pytest.mark.parametrize(
-    ("policy", "action", "frames_kept"),
-    [("repeat", "repeated_frames", 8), ("reject", "rejected", 0)],
+    ("policy", "issues", "frames_kept"),
+    [
+        ("repeat", [("short_video", "repeated_frames"), ("face_found", "skin")], 8),
+        ("reject", [("short_video", "rejected")], 0),
+    ],
 )
-def test_a_short_video_is_repeated_or_rejected(clips, policy, action, frames_kept):
-    item = extract_clip_face_frames(job(clips, "short"), FaceFramesConfig(on_short_video=policy))
-    assert [(i.issue, i.action) for i in item.issues] == [("short_video", action)]
+def test_a_short_video_is_repeated_or_rejected(clips, policy, issues, frames_kept):
+    config = FaceFramesConfig(face_detector="skin", on_short_video=policy)
+    item = extract_clip_face_frames(job(clips, "short"), config)
+    assert [(i.issue, i.action) for i in item.issues] == issues
     if frames_kept:
         levels = item.array[:, :, :4, :4].mean(axis=(1, 2, 3))
         expected = [background_level(index) for index in (0, 0, 0, 1, 1, 2, 2, 2)]
@@ -116,7 +141,8 @@ def test_a_short_video_is_repeated_or_rejected(clips, policy, action, frames_kep
 
 def test_no_face_is_handled_per_policy(clips):
     def run(policy):
-        return extract_clip_face_frames(job(clips, "no_face"), FaceFramesConfig(on_no_face=policy))
+        config = FaceFramesConfig(face_detector="skin", on_no_face=policy)
+        return extract_clip_face_frames(job(clips, "no_face"), config)
 
     full, centred, rejected = run("full_frame"), run("centre_crop"), run("reject")
     assert [(i.issue, i.action) for i in full.issues] == [("no_face", "full_frame")]
@@ -145,8 +171,11 @@ def test_a_wrong_frame_count_in_the_container_is_recounted(clips, monkeypatch):
         return media.VideoInfo(info.frame_count * 3, info.fps, info.width, info.height)
 
     monkeypatch.setattr(media, "probe_video", overstated)
-    item = extract_clip_face_frames(job(clips, "face"), FaceFramesConfig())
-    assert [(i.issue, i.action) for i in item.issues] == [("frame_count_mismatch", "recounted")]
+    item = extract_clip_face_frames(job(clips, "face"), SKIN)
+    assert [(i.issue, i.action) for i in item.issues] == [
+        ("frame_count_mismatch", "recounted"),
+        ("face_found", "skin"),
+    ]
     levels = item.array[:, :, :4, :4].mean(axis=(1, 2, 3))
     expected = [background_level(index) for index in sample_frame_indices(24, 8)]
     np.testing.assert_allclose(levels, expected, atol=4)
@@ -162,3 +191,7 @@ def test_bad_policies_are_refused_with_the_allowed_values():
         FaceFramesConfig(on_short_video="loop")
     with pytest.raises(ValueError, match="centre_crop"):
         FaceFramesConfig(on_no_face="skip")
+    with pytest.raises(ValueError, match="blazeface"):
+        FaceFramesConfig(face_detector="haar")
+    with pytest.raises(ValueError, match="detection_frames"):
+        FaceFramesConfig(detection_frames=0)

@@ -13,21 +13,24 @@ or a mapping) one item at a time and keeps at most one shard in memory, so a nod
 lazily evaluated stream and peak memory stays bounded however many clips there are. Items whose
 array is None are clips the extractor rejected: they are not stored, but their issues are, and so is
 every issue of a stored clip (``FeatureStore.issues``). The directory is written under a temporary
-name and renamed when complete, so a failed run never leaves a half-written version behind (and,
-unversioned, a failed save keeps the previous store).
+name, flushed to disk (fsync) and renamed when complete, so a failed or killed run never leaves a
+half-written store where a load looks (and, unversioned, a failed save keeps the previous store).
+A full disk raises a ``DatasetError`` that says so; the next save removes what killed runs left.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -191,9 +194,62 @@ class _ShardWriter:
         if not self._filled:
             return
         name = f"shard-{len(self.shards):05d}.npy"
-        np.save(self.directory / name, self._buffer[: self._filled])
+        with _durable_file(self.directory / name) as file:
+            _write_npy(file, self._buffer[: self._filled])
         self.shards.append({"file": name, "rows": self._filled})
         self._filled = 0
+
+
+@contextmanager
+def _durable_file(path: Path) -> Iterator[BinaryIO]:
+    """A file opened for writing that is on the disk (fsync) when the block ends."""
+    with path.open("wb") as file:
+        yield file
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _write_npy(file: BinaryIO, array: np.ndarray) -> None:
+    """``np.save``'s format, written by Python's file object: a full disk then raises ENOSPC
+    (numpy's own writer reports only a short write), and a C-contiguous array is not copied."""
+    np.lib.format.write_array_header_1_0(file, np.lib.format.header_data_from_array_1_0(array))
+    file.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned_partials(directory: str | Path) -> list[Path]:
+    """Remove the temporary folders that killed saves left beside ``directory`` (unversioned) or in
+    its version folders (versioned), and the version folders left empty; returns what was removed.
+    Folders of a save still running (its process is alive) are kept."""
+    final = Path(directory)
+    removed = []
+    pattern = f"{final.name}.partial-*"
+    for partial in [*final.parent.glob(pattern), *final.glob(f"*/{pattern}")]:
+        pid = partial.name.rpartition("-")[2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+            if partial.parent != final.parent and not any(partial.parent.iterdir()):
+                partial.parent.rmdir()
+    return removed
 
 
 def write_feature_store(
@@ -206,8 +262,8 @@ def write_feature_store(
     final = Path(directory)
     partial = final.with_name(f"{final.name}.partial-{os.getpid()}")
     replaced = final.with_name(f"{final.name}.replaced-{os.getpid()}")
-    partial.mkdir(parents=True)
     try:
+        partial.mkdir(parents=True)
         writer = _ShardWriter(partial, shard_bytes)
         clip_ids: list[str] = []
         seen: set[str] = set()
@@ -239,13 +295,21 @@ def write_feature_store(
             "attrs": dict(attrs or {}),
             "issues": issues,
         }
-        (partial / INDEX_FILE).write_text(json.dumps(index))
+        with _durable_file(partial / INDEX_FILE) as file:
+            file.write(json.dumps(index).encode())
         if final.exists():
             final.rename(replaced)
         partial.rename(final)
+        _fsync_directory(final.parent)
         shutil.rmtree(replaced, ignore_errors=True)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in {errno.ENOSPC, errno.EDQUOT}:
+            raise DatasetError(
+                f"no space left on the device while writing the feature store {final} "
+                f"({error.strerror}); nothing of it was kept and earlier versions are untouched. "
+                "Free some space (older versions of the store can go) and run again."
+            ) from error
         raise
 
 
@@ -369,6 +433,7 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
 
     def save(self, data: Iterable[Any] | Mapping[str, np.ndarray]) -> None:
         save_path = Path(self._get_save_path())
+        remove_abandoned_partials(self._filepath)
         attrs = getattr(data, "attrs", None)
         write_feature_store(save_path, data, self._shard_bytes, attrs)
 

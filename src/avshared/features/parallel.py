@@ -63,6 +63,21 @@ def _one_thread_per_worker(_: int) -> None:
     cv2.setNumThreads(1)
 
 
+def worker_pool_options(workers: int, prefetch_per_worker: int, label: str) -> dict[str, Any]:
+    """DataLoader arguments for ``workers`` processes forked from the preloaded fork server, one
+    OpenCV thread each; no workers in a daemonic process (e.g. a ParallelRunner worker), which may
+    not start processes of its own."""
+    if workers and multiprocessing.current_process().daemon:
+        logger.warning("%s: running in a daemonic process, extracting without workers", label)
+        workers = 0
+    return {
+        "num_workers": workers,
+        "prefetch_factor": prefetch_per_worker if workers else None,
+        "worker_init_fn": _one_thread_per_worker if workers else None,
+        "multiprocessing_context": _worker_context() if workers else None,
+    }
+
+
 class FeatureStream:
     """Lazily extracted features of a list of clips; iterate to run the extraction.
 
@@ -98,20 +113,12 @@ class FeatureStream:
         return len(self.jobs)
 
     def _loader(self) -> DataLoader:
-        workers = self.workers
-        if workers and multiprocessing.current_process().daemon:
-            # A daemonic process (e.g. a ParallelRunner worker) may not start processes of its own.
-            logger.warning("%s: running in a daemonic process, extracting without workers", self)
-            workers = 0
         return DataLoader(
             _Jobs(self.jobs, self.extract),
             batch_size=None,
             shuffle=False,
-            num_workers=workers,
             collate_fn=_unchanged,
-            prefetch_factor=self.prefetch_per_worker if workers else None,
-            worker_init_fn=_one_thread_per_worker if workers else None,
-            multiprocessing_context=_worker_context() if workers else None,
+            **worker_pool_options(self.workers, self.prefetch_per_worker, str(self)),
         )
 
     def __iter__(self) -> Iterator[FeatureItem]:

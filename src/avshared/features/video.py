@@ -1,15 +1,20 @@
 """Face frames: a fixed number of frames spread over each clip, cropped to the face, kept as uint8.
 
 Each clip becomes a ``(num_frames, 3, size, size)`` uint8 array (RGB, channels first). Frame ``k``
-of ``n`` is the one at the middle of the k-th of ``n`` equal spans of the clip. The face is found by
-skin colour (Chai & Ngan's YCrCb box, Cr 133-173 and Cb 77-127) inside a search region around the
-frame centre, where CREMA-D's actors sit: the largest skin blob per sampled frame, trimmed below to
-a face's proportions (to drop the neck), and the median of those boxes over the clip, so that every
-frame of a clip shares one crop. The crop is that box made square with a margin. When no frame has a
-big enough blob the clip is handled per ``on_no_face``; ``face_detector: centre`` skips detection
-and always uses the fixed centre crop, which suits CREMA-D's framing. OpenCV 5 has no Haar cascades
-and its DNN face detector needs a model file, which this project may not download: hence colour,
-with fallbacks.
+of ``n`` is the one at the middle of the k-th of ``n`` equal spans of the clip. The face is looked
+for on ``detection_frames`` of those frames, spread over the clip, by ``face_detector``:
+
+- ``blazeface`` (default): MediaPipe's BlazeFace short-range detector, shipped with this package
+  and run by OpenCV (``avshared.features.face_detector``);
+- ``skin``: the largest skin-coloured blob (Chai & Ngan's YCrCb box, Cr 133-173 and Cb 77-127),
+  trimmed below to a face's proportions to drop the neck: a colour rule, kept as a named fallback;
+- ``centre``: no detection, a fixed crop where CREMA-D's framing puts the face.
+
+In each frame the face taken is the largest whose centre lies in a search region around the frame
+centre, where CREMA-D's actors sit; the clip's face box is the median of those boxes, so that every
+frame of a clip shares one crop: that box made square with a margin. When no frame shows a face the
+clip is handled per ``on_no_face``. Each clip's issues say which method found its face
+(``face_found``) and whether a frame showed several faces (``several_faces``).
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import numpy as np
 
 from avshared import media
 from avshared.datasets.feature_store import FeatureIssue, FeatureItem
+from avshared.features.face_detector import MIN_SCORE, blazeface
 
 #: (x0, y0, x1, y1) in pixels, x1 and y1 exclusive.
 Box = tuple[int, int, int, int]
 
-FACE_DETECTORS = ("skin", "centre")
+FACE_DETECTORS = ("blazeface", "skin", "centre")
 SHORT_VIDEO_ACTIONS = ("repeat", "reject")
 NO_FACE_ACTIONS = ("full_frame", "centre_crop", "reject")
 #: Skin in YCrCb (Chai & Ngan, 1999): a box in the chroma plane, whatever the brightness.
@@ -41,7 +47,9 @@ class FaceFramesConfig:
 
     num_frames: int = 8
     size: int = 112
-    face_detector: str = "skin"
+    face_detector: str = "blazeface"
+    detection_frames: int = 3
+    min_face_score: float = MIN_SCORE
     margin: float = 0.2
     search_width: float = 0.6
     search_height: float = 0.9
@@ -60,8 +68,8 @@ class FaceFramesConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"{name} {value!r} unknown; use one of {allowed}")
-        if self.num_frames < 1 or self.size < 1:
-            raise ValueError("num_frames and size must be positive")
+        if self.num_frames < 1 or self.size < 1 or self.detection_frames < 1:
+            raise ValueError("num_frames, size and detection_frames must be positive")
 
 
 def sample_frame_indices(frame_count: int, num_frames: int) -> list[int]:
@@ -85,7 +93,7 @@ def search_region(width: int, height: int, config: FaceFramesConfig) -> Box:
     )
 
 
-def find_face(frame: np.ndarray, config: FaceFramesConfig) -> Box | None:
+def skin_face(frame: np.ndarray, config: FaceFramesConfig) -> Box | None:
     """Bounding box of the largest skin blob in the search region, or None if it is too small."""
     height, width = frame.shape[:2]
     x0, y0, x1, y1 = search_region(width, height, config)
@@ -104,13 +112,55 @@ def find_face(frame: np.ndarray, config: FaceFramesConfig) -> Box | None:
     return (x0 + left, y0 + top, x0 + left + blob_w, y0 + top + blob_h)
 
 
-def clip_face_box(frames: list[np.ndarray], config: FaceFramesConfig) -> Box | None:
-    """The median of the per-frame face boxes, or None when no frame shows a face."""
-    boxes = [box for box in (find_face(frame, config) for frame in frames) if box is not None]
+def detect_faces(frame: np.ndarray, config: FaceFramesConfig) -> list[Box]:
+    """The faces that ``config.face_detector`` finds in an RGB frame (skin: one at most)."""
+    if config.face_detector == "skin":
+        box = skin_face(frame, config)
+        return [] if box is None else [box]
+    if config.face_detector == "blazeface":
+        detections = blazeface(config.min_face_score)(frame)
+        return [tuple(round(v) for v in detection.box) for detection in detections]
+    raise ValueError(f"face_detector {config.face_detector!r} does not detect faces")
+
+
+def central_face(faces: list[Box], width: int, height: int, config: FaceFramesConfig) -> Box | None:
+    """The largest face whose centre lies in the search region (ties: the first), or None."""
+    x0, y0, x1, y1 = search_region(width, height, config)
+    central = [
+        face
+        for face in faces
+        if x0 <= (face[0] + face[2]) / 2 < x1 and y0 <= (face[1] + face[3]) / 2 < y1
+    ]
+    if not central:
+        return None
+    return max(central, key=lambda face: (face[2] - face[0]) * (face[3] - face[1]))
+
+
+@dataclass(frozen=True)
+class ClipFace:
+    """A clip's face: the median ``box`` of its frames' central faces, and the most faces that
+    one searched frame showed (``face_count``)."""
+
+    box: Box
+    face_count: int
+
+
+def clip_face(frames: list[np.ndarray], config: FaceFramesConfig) -> ClipFace | None:
+    """The face shared by a clip's frames, searched on ``config.detection_frames`` of them spread
+    over the clip; None when none of them shows a face in the search region."""
+    height, width = frames[0].shape[:2]
+    searched = [frames[i] for i in sample_frame_indices(len(frames), config.detection_frames)]
+    boxes, face_count = [], 0
+    for frame in searched:
+        faces = detect_faces(frame, config)
+        face_count = max(face_count, len(faces))
+        box = central_face(faces, width, height, config)
+        if box is not None:
+            boxes.append(box)
     if not boxes:
         return None
     median = np.median(np.array(boxes), axis=0)
-    return (round(median[0]), round(median[1]), round(median[2]), round(median[3]))
+    return ClipFace(tuple(round(v) for v in median), face_count)
 
 
 def square_box(box: Box, margin: float, width: int, height: int) -> Box:
@@ -195,17 +245,35 @@ def extract_clip_face_frames(job: tuple[str, str], config: FaceFramesConfig) -> 
         return FeatureItem(clip_id, None, (FeatureIssue("undecodable", "rejected"),))
     if not frames:
         return FeatureItem(clip_id, None, (*issues, FeatureIssue("undecodable", "rejected")))
+    return face_frames_item(clip_id, frames, frame_count, issues, config)
+
+
+def face_frames_item(
+    clip_id: str,
+    frames: list[np.ndarray],
+    frame_count: int,
+    issues: list[FeatureIssue],
+    config: FaceFramesConfig,
+) -> FeatureItem:
+    """The face frames of a clip's sampled RGB ``frames`` (of ``frame_count`` in the clip), with
+    the decoding ``issues`` met so far and what finding the face adds to them."""
+    issues = list(issues)
     if frame_count < config.num_frames:
         if config.on_short_video == "reject":
             return FeatureItem(clip_id, None, (*issues, FeatureIssue("short_video", "rejected")))
         issues.append(FeatureIssue("short_video", "repeated_frames"))
 
     height, width = frames[0].shape[:2]
+    box = None
     if config.face_detector == "centre":
         box = centre_box(width, height, config)
     else:
-        face = clip_face_box(frames, config)
-        box = square_box(face, config.margin, width, height) if face is not None else None
+        face = clip_face(frames, config)
+        if face is not None:
+            box = square_box(face.box, config.margin, width, height)
+            issues.append(FeatureIssue("face_found", config.face_detector))
+            if face.face_count > 1:
+                issues.append(FeatureIssue("several_faces", f"kept_1_of_{face.face_count}"))
     if box is None:
         if config.on_no_face == "reject":
             return FeatureItem(clip_id, None, (*issues, FeatureIssue("no_face", "rejected")))

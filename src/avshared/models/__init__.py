@@ -1,7 +1,7 @@
 """Plain torch.nn modules: modality embeddings, the shared encoder, heads and the baseline."""
 
 from avshared.models.baseline import SeparateEncodersClassifier
-from avshared.models.builder import MODEL_KINDS, build_model, count_parameters
+from avshared.models.builder import MODEL_KINDS, build_model, count_parameters, restore_model
 from avshared.models.classifier import MODALITY_ORDER, EmotionClassifier, parse_modalities
 from avshared.models.config import PRESETS, ModelConfig
 from avshared.models.embeddings import AudioPatchEmbedding, VideoPatchEmbedding
@@ -24,4 +24,5 @@ __all__ = [
     "build_model",
     "count_parameters",
     "parse_modalities",
+    "restore_model",
 ]

@@ -1,9 +1,11 @@
-"""Build a classifier by name, and count its parameters."""
+"""Build a classifier by name, restore a trained one, and count its parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import torch
 from torch import nn
 
 from avshared.models.baseline import SeparateEncodersClassifier
@@ -25,6 +27,19 @@ def build_model(
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
     return MODEL_KINDS[kind](modalities, config or ModelConfig())
+
+
+def restore_model(
+    kind: str,
+    modalities: str | Sequence[str],
+    model_config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+) -> EmotionClassifier:
+    """A trained classifier in eval mode, from what a reload needs: its kind, modalities, sizes
+    (``ModelConfig.to_dict()``) and weights (``state_dict()``); raises if they do not match."""
+    model = build_model(kind, modalities, ModelConfig(**model_config))
+    model.load_state_dict(state_dict)
+    return model.eval()
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:

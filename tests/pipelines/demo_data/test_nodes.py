@@ -254,3 +254,18 @@ def test_raters_cannot_tell_the_emotion_of_spoiled_clips(project_demo_params):
     spoiled = crowd_accuracy(acted.assign(fault="silent_stub"), project_demo_params)
     assert (spoiled < 0.25).all()  # chance is 1/6; "neutral" soaks up the rest
     assert (crowd_accuracy(acted, project_demo_params) > 0.3).all()
+
+
+def test_some_actors_get_a_warm_backdrop_without_changing_their_other_looks(demo_params):
+    everyone = {**demo_params, "actors": "all"}
+    actors = plan_actors(everyone)
+    warm = actors["backdrop_warmth"] > 0
+    low, high = everyone["looks"]["warmth"]
+    assert actors.loc[warm, "backdrop_warmth"].between(low, high).all()
+    assert abs(warm.mean() - everyone["looks"]["warm_backdrop_share"]) < 0.12
+    # The warmth is drawn last: with no warm actors every other column stays as it was.
+    cool = plan_actors({**everyone, "looks": {**everyone["looks"], "warm_backdrop_share": 0.0}})
+    assert (cool["backdrop_warmth"] == 0).all()
+    pd.testing.assert_frame_equal(
+        actors.drop(columns="backdrop_warmth"), cool.drop(columns="backdrop_warmth")
+    )

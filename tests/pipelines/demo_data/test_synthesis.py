@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from avshared.crema_d import SENTENCES
+from avshared.features import video
+from avshared.features.face_detector import box_iou
+from avshared.features.video import FaceFramesConfig
 from avshared.pipelines.demo_data.synthesis import (
     ActorLook,
     ActorVoice,
@@ -165,3 +170,24 @@ def test_face_cues_are_visible():
     assert wide > 1.5 * narrow > 0
     smile, frown = render(FaceStyle(mouth_curve=1.0))[0], render(FaceStyle(mouth_curve=-1.0))[0]
     assert np.abs(smile.astype(int) - frown.astype(int)).sum(axis=-1).astype(bool).sum() > 300
+
+
+def test_a_warm_backdrop_is_skin_coloured_so_only_a_real_detector_finds_the_face():
+    """On a warm backdrop the skin rule's blob is the wall; BlazeFace still finds the face."""
+    warm_look = dataclasses.replace(LOOK, backdrop_warmth=0.6)
+    cool, warm = (
+        next(render_face([FaceStyle()], [0.0], look, np.full(1, 0.5), size=(480, 360), fps=30.0,
+                         rng=np.random.default_rng(0)))
+        for look in (LOOK, warm_look)
+    )  # fmt: skip
+    corners = (slice(0, 20), slice(0, 20))
+    assert (video.skin_mask(warm)[corners] == 255).all()
+    assert (video.skin_mask(cool)[corners] == 0).all()
+
+    # The face ellipse's box (render_face puts its centre at (240, 0.47 * 360) plus a small sway).
+    face = np.array([240 - 80, 169 - 105, 240 + 80, 169 + 105], float)
+    for frame, skin_finds_face in ((cool, True), (warm, False)):
+        skin = video.clip_face([frame], FaceFramesConfig(face_detector="skin", detection_frames=1))
+        assert (box_iou(face, np.array([skin.box], float))[0] >= 0.5) == skin_finds_face
+        found = video.clip_face([frame], FaceFramesConfig(detection_frames=1))
+        assert box_iou(face, np.array([found.box], float))[0] >= 0.5

@@ -20,7 +20,10 @@ from avshared.pipelines.features.nodes import (
 )
 
 AUDIO = {"n_mels": 32, "duration_s": 2.0, "dtype": "float32"}
-VIDEO = {"num_frames": 4, "size": 48}
+# The tiny corpus's faces are skin-coloured ellipses: only the skin rule takes them for faces.
+VIDEO = {"num_frames": 4, "size": 48, "face_detector": "skin"}
+#: The clips without a decodable ellipse; every other is reported as ("face_found", "skin").
+WITHOUT_FACE = {"1005_DFA_ANG_XX", "1006_DFA_ANG_XX"}
 IN_PROCESS = {"workers": 0, "prefetch_per_worker": 2}
 
 
@@ -53,7 +56,8 @@ def test_face_frames_apply_the_defect_policies(corpus, tmp_path):
     assert frames.shape == (len(corpus) - 2, 4, 3, 48, 48)
     assert frames.dtype == np.uint8
     issues = {(row.clip_id, row.issue, row.action) for row in frames.issues.itertuples()}
-    assert issues == {
+    found = {(clip_id, "face_found", "skin") for clip_id in set(corpus["clip_id"]) - WITHOUT_FACE}
+    assert issues == found | {
         ("1005_DFA_ANG_XX", "undecodable", "rejected"),
         ("1005_DFA_HAP_XX", "short_video", "repeated_frames"),
         ("1006_DFA_ANG_XX", "no_face", "rejected"),
@@ -102,7 +106,8 @@ def test_the_report_lists_every_defect_of_both_modalities(corpus, tmp_path):
     report = build_features_report(corpus, spectrograms, frames)
 
     assert list(report.columns) == ["clip_id", "modality", "issue", "action"]
-    assert set(map(tuple, report.values)) == {
+    found = {(c, "video", "face_found", "skin") for c in set(corpus["clip_id"]) - WITHOUT_FACE}
+    assert set(map(tuple, report.values)) == found | {
         ("1005_DFA_ANG_XX", "video", "undecodable", "rejected"),
         ("1005_DFA_HAP_XX", "video", "short_video", "repeated_frames"),
         ("1006_DFA_ANG_XX", "video", "no_face", "centre_crop"),

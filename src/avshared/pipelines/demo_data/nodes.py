@@ -99,7 +99,7 @@ def plan_actors(demo: dict[str, Any]) -> pd.DataFrame:
     """The demo's actors: VideoDemographics.csv's columns plus the voice and look their clips get.
 
     Columns: ActorID, Age, Sex, Race, Ethnicity, pitch_hz, formant_scale, face_width, face_height,
-    face_dx, face_dy, skin_tone, hair_tone, backdrop_tone.
+    face_dx, face_dy, skin_tone, hair_tone, backdrop_tone, backdrop_warmth.
     """
     actor_ids = list(ACTOR_IDS) if demo["actors"] == ALL else [int(a) for a in demo["actors"]]
     if (
@@ -122,26 +122,25 @@ def plan_actors(demo: dict[str, Any]) -> pd.DataFrame:
         pitch_mean, pitch_sd = voices["pitch_hz"][sex]
         formant_mean, formant_sd = voices["formant_scale"][sex]
         width = rng.uniform(*looks["face_width"])
-        rows.append(
-            {
-                "ActorID": actor,
-                "Age": int(rng.integers(people["age_range"][0], people["age_range"][1] + 1)),
-                "Sex": sex,
-                "Race": races[rng.choice(len(races), p=race_weights / race_weights.sum())],
-                "Ethnicity": "Hispanic"
-                if rng.random() < people["hispanic_share"]
-                else "Not Hispanic",
-                "pitch_hz": rng.normal(pitch_mean, pitch_sd),
-                "formant_scale": rng.normal(formant_mean, formant_sd),
-                "face_width": width,
-                "face_height": width * rng.uniform(*looks["face_aspect"]),
-                "face_dx": rng.uniform(-1, 1) * looks["max_offset"][0],
-                "face_dy": rng.uniform(-1, 1) * looks["max_offset"][1],
-                "skin_tone": rng.random(),
-                "hair_tone": rng.random(),
-                "backdrop_tone": rng.random(),
-            }
-        )
+        row = {
+            "ActorID": actor,
+            "Age": int(rng.integers(people["age_range"][0], people["age_range"][1] + 1)),
+            "Sex": sex,
+            "Race": races[rng.choice(len(races), p=race_weights / race_weights.sum())],
+            "Ethnicity": "Hispanic" if rng.random() < people["hispanic_share"] else "Not Hispanic",
+            "pitch_hz": rng.normal(pitch_mean, pitch_sd),
+            "formant_scale": rng.normal(formant_mean, formant_sd),
+            "face_width": width,
+            "face_height": width * rng.uniform(*looks["face_aspect"]),
+            "face_dx": rng.uniform(-1, 1) * looks["max_offset"][0],
+            "face_dy": rng.uniform(-1, 1) * looks["max_offset"][1],
+            "skin_tone": rng.random(),
+            "hair_tone": rng.random(),
+            "backdrop_tone": rng.random(),
+        }
+        # Drawn after the other looks, so that adding it left every earlier draw as it was.
+        warm, warmth = rng.random() < looks["warm_backdrop_share"], rng.uniform(*looks["warmth"])
+        rows.append({**row, "backdrop_warmth": warmth if warm else 0.0})
     return pd.DataFrame(rows)
 
 

@@ -100,7 +100,11 @@ class ActorVoice:
 
 @dataclass(frozen=True)
 class ActorLook:
-    """An actor's appearance; tones are in [0, 1] along fixed palettes, offsets in pixels."""
+    """An actor's appearance; tones are in [0, 1] along fixed palettes, offsets in pixels.
+
+    ``backdrop_warmth`` in [0, 1] moves the backdrop towards a warm beige, as under warm studio
+    light: from about 0.5 on its colour lies inside the skin-colour box that a colour rule takes
+    for a face."""
 
     face_width: float
     face_height: float
@@ -109,6 +113,7 @@ class ActorLook:
     skin_tone: float
     hair_tone: float
     backdrop_tone: float
+    backdrop_warmth: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,10 @@ def frame_articulation(speech: Speech, frame_count: int, fps: float) -> np.ndarr
     return (cumulative[edges[1:]] - cumulative[edges[:-1]]) / widths
 
 
+#: A beige wall under warm light: well inside the skin-colour box (Cr about 146, Cb about 108).
+_WARM_BACKDROP = np.array([224.0, 190.0, 158.0])
+
+
 def _palette(tone: float, dark: tuple[int, int, int], light: tuple[int, int, int]) -> np.ndarray:
     return np.array(dark, float) + tone * (np.array(light, float) - np.array(dark, float))
 
@@ -290,7 +299,8 @@ class _FacePainter:
         self.lips = 0.6 * self.skin * np.array([0.8, 0.45, 0.45]) + 0.4 * np.array([170.0, 60, 60])
         self.ink = self.skin * 0.35
         self.brows = np.minimum(self.hair, self.skin) * 0.5
-        backdrop = _palette(look.backdrop_tone, (55, 65, 90), (200, 200, 190)) * light
+        backdrop = _palette(look.backdrop_tone, (55, 65, 90), (200, 200, 190))
+        backdrop = (backdrop + look.backdrop_warmth * (_WARM_BACKDROP - backdrop)) * light
         shirt = _palette(1.0 - look.backdrop_tone, (40, 50, 70), (170, 170, 160)) * light
         shade = np.linspace(1.08, 0.88, height)[:, None, None]
         self.background = np.clip(backdrop * shade * np.ones((height, width, 1)), 0, 255).astype(

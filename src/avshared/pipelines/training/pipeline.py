@@ -13,6 +13,7 @@ from kedro.pipeline import Node, Pipeline
 
 from .folds import build_fold_targets, evaluate_phase, log_fold_results, train_phase
 from .nodes import plot_confusion_matrix, resolve_phase_config
+from .specification import build_model_spec, register_media_model
 
 #: The phases and their inputs: the one list of phases. training.phases.<phase> in
 #: parameters_training.yml overrides the shared defaults for that phase (model kind, sizes, ...).
@@ -100,6 +101,23 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 },
                 outputs=None,
                 name="log_phase_results",
+            ),
+            # What prediction needs to rebuild the model and its inputs (avshared.prediction).
+            Node(
+                build_model_spec,
+                inputs={
+                    "config": "config",
+                    "training_summary": "training_summary",
+                    **stores,
+                },
+                outputs="model_spec",
+                name="build_model_spec",
+            ),
+            Node(
+                register_media_model,
+                inputs=["model_spec", "model_weights"],
+                outputs=None,
+                name="register_media_model",
             ),
         ]
     )
