@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,79 @@ def real_crema_d_metadata() -> Path:
         "restore it with `git checkout -- tests/data/crema_d`"
     )
     return REAL_METADATA
+
+
+#: A `kedro run` of a test is stopped after this long: it catches hangs, not slowness (a loaded
+#: 2-core machine runs these far slower than an idle one).
+KEDRO_TIMEOUT_S = 1800
+
+
+def kedro_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: no MLflow settings of the test process, no telemetry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return env | {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"} | extra
+
+
+def start_kedro(project: Path, *args: str, **env: str) -> subprocess.Popen:
+    """`kedro run <args>` in ``project``, in its own process group (its workers die with it)."""
+    log_path = project / f"kedro-{time.monotonic_ns()}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run", *args],
+            cwd=project,
+            env=kedro_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    process.log_path = log_path
+    return process
+
+
+def finish(process: subprocess.Popen, timeout: float = KEDRO_TIMEOUT_S) -> tuple[int, str]:
+    """Wait for a `start_kedro` process; its exit code and output."""
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode, process.log_path.read_text()
+
+
+def run_kedro(project: Path, *args: str, **env: str) -> str:
+    """`kedro run <args>` to the end; fails the test with the log's tail if it fails."""
+    code, log = finish(start_kedro(project, *args, **env))
+    assert code == 0, f"kedro run {' '.join(args)} failed ({code}):\n{log[-6000:]}"
+    return log
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """kill -9 the run and its worker processes."""
+    os.killpg(process.pid, signal.SIGKILL)
+    finish(process)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class KedroCli:
+    """`kedro run` as a user starts it, for test modules (which cannot import a conftest)."""
+
+    start = staticmethod(start_kedro)
+    finish = staticmethod(finish)
+    run = staticmethod(run_kedro)
+    kill = staticmethod(kill_group)
+    free_port = staticmethod(free_port)
+    env = staticmethod(kedro_env)
+
+
+@pytest.fixture(scope="session")
+def cli() -> KedroCli:
+    return KedroCli()
 
 
 @dataclass(frozen=True)
@@ -89,19 +165,5 @@ def demo_project_run(tmp_path_factory) -> ProjectRun:
     data, then `kedro run` (every phase, the baseline and the report), as a user runs them."""
     project = make_scratch_project(tmp_path_factory.mktemp("demo_run"))
     _small_demo_conf(project / "conf" / "local")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env |= {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
-    log = []
-    for command in (["--pipelines=demo_data"], []):
-        result = subprocess.run(
-            [sys.executable, "-m", "kedro", "run", *command],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
-        log.append(result.stdout + result.stderr)
-        assert result.returncode == 0, f"kedro run {command} failed:\n{log[-1][-6000:]}"
+    log = [run_kedro(project, "--pipelines=demo_data"), run_kedro(project)]
     return ProjectRun(project, f"sqlite:///{project / 'mlflow.db'}", "\n".join(log))

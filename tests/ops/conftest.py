@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,6 @@ from typing import Any
 import pytest
 import yaml
 
-KEDRO_TIMEOUT_S = 1800  # hangs only: a loaded 2-core machine runs these far slower than idle
 SERVER_START_S = 180
 TINY_CORPUS = {
     "demo_data": {
@@ -51,75 +49,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def kedro_env(**extra: str) -> dict[str, str]:
-    """The environment of a user's shell: no MLflow settings of the test process, no telemetry."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return env | {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"} | extra
-
-
-def start_kedro(project: Path, *args: str, **env: str) -> subprocess.Popen:
-    """`kedro run <args>` in ``project``, in its own process group (its workers die with it)."""
-    log_path = project / f"kedro-{time.monotonic_ns()}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kedro", "run", *args],
-            cwd=project,
-            env=kedro_env(**env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    process.log_path = log_path
-    return process
-
-
-def finish(process: subprocess.Popen, timeout: float = KEDRO_TIMEOUT_S) -> tuple[int, str]:
-    """Wait for a `start_kedro` process; its exit code and output."""
-    try:
-        process.wait(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    return process.returncode, process.log_path.read_text()
-
-
-def run_kedro(project: Path, *args: str, **env: str) -> str:
-    """`kedro run <args>` to the end; fails the test with the log's tail if it fails."""
-    code, log = finish(start_kedro(project, *args, **env))
-    assert code == 0, f"kedro run {' '.join(args)} failed ({code}):\n{log[-6000:]}"
-    return log
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    """kill -9 the run and its worker processes."""
-    os.killpg(process.pid, signal.SIGKILL)
-    finish(process)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class KedroCli:
-    """The helpers above, for test modules (which cannot import a conftest)."""
-
-    start = staticmethod(start_kedro)
-    finish = staticmethod(finish)
-    run = staticmethod(run_kedro)
-    kill = staticmethod(kill_group)
-    free_port = staticmethod(free_port)
-
-
 @pytest.fixture(scope="session")
-def cli() -> KedroCli:
-    return KedroCli()
-
-
-@pytest.fixture(scope="session")
-def tiny_corpus(scratch_project, tmp_path_factory) -> Path:
+def tiny_corpus(scratch_project, tmp_path_factory, cli) -> Path:
     """A 60-clip demo corpus in CREMA-D's layout, made once by `kedro run --pipelines=demo_data`."""
     root = tmp_path_factory.mktemp("tiny_corpus")
     project = scratch_project(root)
@@ -127,7 +58,7 @@ def tiny_corpus(scratch_project, tmp_path_factory) -> Path:
     local = project / "conf" / "local"
     (local / "globals.yml").write_text(yaml.safe_dump({"crema_d_root": str(corpus)}))
     (local / "parameters_demo_data.yml").write_text(yaml.safe_dump(TINY_CORPUS))
-    run_kedro(project, "--pipelines=demo_data")
+    cli.run(project, "--pipelines=demo_data")
     return corpus
 
 
@@ -183,8 +114,9 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
+# Module scope: the server's workers keep a core busy, so they stop with the tests that use them.
+@pytest.fixture(scope="module")
+def postgres(cli) -> Iterator[str]:
     """A private PostgreSQL cluster on 127.0.0.1 with an `mlflow` database; yields its URI."""
     binaries = _postgres_bin()
     # Not under pytest's folders: those are private to the test's user, and the cluster's files
@@ -213,7 +145,7 @@ def postgres() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    port = free_port()
+    port = cli.free_port()
     log = folder / "postgres.log"
     server = subprocess.Popen(
         _as_postgres_user(
@@ -287,8 +219,8 @@ class TrackingServer:
     artifacts: Path
 
 
-@pytest.fixture(scope="session")
-def tracking_server(postgres, tmp_path_factory) -> Iterator[TrackingServer]:
+@pytest.fixture(scope="module")
+def tracking_server(postgres, tmp_path_factory, cli) -> Iterator[TrackingServer]:
     """A team's MLflow tracking server: runs in PostgreSQL, artifacts through the server's proxy
     (--serve-artifacts) into a folder only the server writes, users and passwords checked by
     MLflow's basic-auth app (its user table in PostgreSQL too); on a free loopback port. Holds one
@@ -307,9 +239,9 @@ def tracking_server(postgres, tmp_path_factory) -> Iterator[TrackingServer]:
         f"admin_password = {admin_password}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    port = free_port()
+    port = cli.free_port()
     log = folder / "mlflow_server.log"
-    env = kedro_env(
+    env = cli.env(
         MLFLOW_AUTH_CONFIG_PATH=str(folder / "basic_auth.ini"),
         MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
     )

@@ -36,8 +36,20 @@ def restore_model(
     state_dict: Mapping[str, torch.Tensor],
 ) -> EmotionClassifier:
     """A trained classifier in eval mode, from what a reload needs: its kind, modalities, sizes
-    (``ModelConfig.to_dict()``) and weights (``state_dict()``); raises if they do not match."""
+    (``ModelConfig.to_dict()``) and weights (``state_dict()``); weights of another configuration
+    are refused with a ValueError that names the mismatch."""
     model = build_model(kind, modalities, ModelConfig(**model_config))
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    given = {name: tuple(t.shape) for name, t in state_dict.items()}
+    if expected != given:
+        differ = sorted(n for n in expected.keys() & given.keys() if expected[n] != given[n])
+        missing, unexpected = expected.keys() - given.keys(), given.keys() - expected.keys()
+        raise ValueError(
+            f"the weights do not fit the {kind} model of {dict(model_config)}: missing "
+            f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}, other shapes "
+            f"{[(n, given[n], expected[n]) for n in differ[:5]]}; load the configuration saved "
+            "with these weights (the same version)"
+        )
     model.load_state_dict(state_dict)
     return model.eval()
 

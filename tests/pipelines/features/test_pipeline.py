@@ -19,6 +19,7 @@ from avshared.settings import CONFIG_LOADER_ARGS
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 OUTPUTS = {
     "split",
+    "split_unmatched_clips",
     "log_mel_spectrograms",
     "face_frames",
     "spectrogram_stats",

@@ -3,9 +3,7 @@ trained with the tiny model for two epochs, its model logged and registered in M
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,21 +18,12 @@ ACTORS = [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008]
 @dataclass(frozen=True)
 class TrainedProject:
     path: Path
-    env: dict[str, str]
     crema_d_root: Path
+    run: Callable[..., str]  # the `cli` fixture's run
 
-    def kedro(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "kedro", "run", *args],
-            cwd=self.path,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        assert result.returncode == 0, f"kedro run {args} failed:\n{result.stderr[-6000:]}"
-        return result
+    def kedro(self, *args: str) -> str:
+        """`kedro run <args>` in the project; its log."""
+        return self.run(self.path, *args)
 
     def latest(self, dataset: str) -> Path:
         folder = self.path / dataset
@@ -57,13 +46,11 @@ def _tiny_conf(local: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def trained_project(tmp_path_factory, scratch_project) -> TrainedProject:
+def trained_project(tmp_path_factory, scratch_project, cli) -> TrainedProject:
     """A scratch project with the demo corpus and a trained, registered bimodal phase."""
     project = scratch_project(tmp_path_factory.mktemp("predict_project"))
     _tiny_conf(project / "conf" / "local")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env |= {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
-    trained = TrainedProject(project, env, project / "data/01_raw/crema_d_demo")
+    trained = TrainedProject(project, project / "data/01_raw/crema_d_demo", cli.run)
     trained.kedro("--pipelines=demo_data")
     trained.kedro("--pipelines=bimodal")
     return trained

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -79,11 +78,11 @@ def prediction_run(trained_project, recordings):
     """`kedro run --pipelines=predict` on the recordings folder; the table, the log and the files
     of the project and of the folder before the run."""
     before = _files(trained_project.path), _files(recordings)
-    result = trained_project.kedro("--pipelines=predict", f"--params=predict.inputs={recordings}")
+    log = trained_project.kedro("--pipelines=predict", f"--params=predict.inputs={recordings}")
     table = pd.read_csv(
         trained_project.latest("data/07_model_output/predictions.csv"), keep_default_na=False
     )
-    return table.set_index("input"), result.stdout + result.stderr, before
+    return table.set_index("input"), log, before
 
 
 def test_probabilities_equal_the_evaluation_of_the_same_clips(trained_project, prediction_run):
@@ -176,12 +175,6 @@ def test_registered_model_predicts_as_the_phase(trained_project, prediction_run,
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _post(url: str, payload: dict) -> dict:
     request = urllib.request.Request(
         url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
@@ -190,19 +183,23 @@ def _post(url: str, payload: dict) -> dict:
         return json.loads(response.read())
 
 
-def _mlflow_env(trained_project) -> dict[str, str]:
-    return trained_project.env | {"MLFLOW_TRACKING_URI": trained_project.tracking_uri}
+def _mlflow_env(trained_project, cli) -> dict[str, str]:
+    return cli.env(MLFLOW_TRACKING_URI=trained_project.tracking_uri)
 
 
 def test_served_model_answers_an_http_request(
-    trained_project, recordings, prediction_run, tmp_path
+    trained_project, recordings, prediction_run, tmp_path, cli
 ):
-    port = _free_port()
+    port = cli.free_port()
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", MODEL_URI]
     command += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        command, env=_mlflow_env(trained_project), stdout=log, stderr=log, start_new_session=True
+        command,
+        env=_mlflow_env(trained_project, cli),
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
@@ -248,7 +245,7 @@ def test_served_model_answers_an_http_request(
     assert rows[2]["problem"].startswith("missing") and rows[2]["predicted"] == ""
 
 
-def test_mlflow_models_predict_reads_media_paths(trained_project, recordings, tmp_path):
+def test_mlflow_models_predict_reads_media_paths(trained_project, recordings, tmp_path, cli):
     request = tmp_path / "request.json"
     request.write_text(
         json.dumps({"dataframe_records": [{"path": str(recordings / "phone_video.mp4")}]})
@@ -259,7 +256,7 @@ def test_mlflow_models_predict_reads_media_paths(trained_project, recordings, tm
             *(sys.executable, "-m", "mlflow", "models", "predict", "-m", MODEL_URI),
             *("-i", str(request), "-t", "json", "-o", str(output), "--env-manager", "local"),
         ],
-        env=_mlflow_env(trained_project),
+        env=_mlflow_env(trained_project, cli),
         check=True,
         capture_output=True,
         timeout=300,

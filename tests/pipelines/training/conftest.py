@@ -9,7 +9,7 @@ row order, so that anything joining by position instead of by clip id fails.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from mlflow import MlflowClient
 
 from avshared.crema_d import EMOTIONS, SENTENCES
 from avshared.datasets.feature_store import FeatureStore, write_feature_store
+from avshared.features.audio import LogMelConfig
 from avshared.features.audio import spectrogram_stats as measure_spectrogram_stats
+from avshared.features.video import FaceFramesConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 N_MELS, FRAMES = 16, 32
@@ -102,8 +104,14 @@ def make_corpus(directory: Path, seed: int = 0) -> Corpus:
     }
     frames = {c: _frames(lab, rng) for c, lab in zip(table["clip_id"], table["label"], strict=True)}
     shuffled = list(rng.permutation(table["clip_id"].to_numpy()))
-    write_feature_store(directory / "log_mel", [(c, spectrograms[c]) for c in shuffled])
-    write_feature_store(directory / "faces", [(c, frames[c]) for c in shuffled[::-1]])
+    # The extraction parameters these shapes would come from, as the features pipeline records
+    # them (a phase's model specification reads them back).
+    audio = asdict(LogMelConfig(n_mels=N_MELS, duration_s=FRAMES * 160 / 16_000))
+    video = asdict(FaceFramesConfig(num_frames=VIDEO_FRAMES, size=IMAGE_SIZE))
+    write_feature_store(
+        directory / "log_mel", [(c, spectrograms[c]) for c in shuffled], attrs=audio
+    )
+    write_feature_store(directory / "faces", [(c, frames[c]) for c in shuffled[::-1]], attrs=video)
     train = table.loc[table["split"] == "train", "clip_id"]
     return Corpus(
         clip_manifest=table.drop(columns="split"),

@@ -4,9 +4,6 @@ fold's MLflow run is nested in the phase's run and tagged with its fold."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import mlflow
 import pandas as pd
@@ -30,30 +27,14 @@ TINY_TRAINING = {
 }
 
 
-def _kedro(project, *arguments: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", *arguments],
-        cwd=project,
-        env=env | {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"kedro run {arguments} failed:\n{log[-6000:]}"
-    return log
-
-
 @pytest.mark.slow
-def test_a_phase_trains_once_per_fold_and_logs_each_fold(tmp_path, scratch_project):
+def test_a_phase_trains_once_per_fold_and_logs_each_fold(tmp_path, scratch_project, cli):
     project = scratch_project(tmp_path)
     local = project / "conf" / "local"
     (local / "parameters_demo_data.yml").write_text(yaml.safe_dump(SMALL_CORPUS))
     (local / "parameters_training.yml").write_text(yaml.safe_dump(TINY_TRAINING))
-    _kedro(project, "--pipelines=demo_data")
-    _kedro(
+    cli.run(project, "--pipelines=demo_data")
+    cli.run(
         project,
         "--pipelines=audio",
         "--params=split.strategy=actor_kfold,split.actor_kfold.folds=2",

@@ -4,9 +4,6 @@ evaluation from the catalog alone in a fresh process."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -19,22 +16,6 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 TINY_CORPUS = {"actors": list(range(1001, 1009)), "sentences": ["DFA"], "faults": {}}
 
 
-def _kedro_run(project: Path, *arguments: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", *arguments],
-        cwd=project,
-        env=env | {"KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"kedro run {arguments} failed:\n{log[-5000:]}"
-    return log
-
-
 def _versions(project: Path, folder: str) -> list[str]:
     return sorted(p.name for p in (project / folder).iterdir())
 
@@ -42,7 +23,7 @@ def _versions(project: Path, folder: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_phases_reuse_features_log_one_run_each_and_evaluate_from_the_catalog(
-    tmp_path, scratch_project
+    tmp_path, scratch_project, cli
 ):
     project = scratch_project(tmp_path)
     (project / "conf" / "local" / "parameters_tiny.yml").write_text(
@@ -58,10 +39,10 @@ def test_phases_reuse_features_log_one_run_each_and_evaluate_from_the_catalog(
             }
         )
     )
-    _kedro_run(project, "--pipelines=demo_data")
-    _kedro_run(project, "--pipelines=video")
+    cli.run(project, "--pipelines=demo_data")
+    cli.run(project, "--pipelines=video")
     faces = _versions(project, "data/04_feature/face_frames")
-    bimodal_log = _kedro_run(project, "--pipelines=bimodal")
+    bimodal_log = cli.run(project, "--pipelines=bimodal")
     # The bimodal phase extracts spectrograms, and reuses the video phase's face frames.
     assert _versions(project, "data/04_feature/face_frames") == faces
     assert len(_versions(project, "data/04_feature/log_mel_spectrograms")) == 1
@@ -84,7 +65,7 @@ def test_phases_reuse_features_log_one_run_each_and_evaluate_from_the_catalog(
     assert sorted(children) == [("bimodal", "bimodal"), ("video", "video")]
 
     predictions = project / "data/07_model_output/bimodal/test_predictions.parquet"
-    _kedro_run(project, "--pipelines=bimodal", "--from-nodes=bimodal.evaluate_model")
+    cli.run(project, "--pipelines=bimodal", "--from-nodes=bimodal.evaluate_model")
     first, again = (
         pd.read_parquet(predictions / v / predictions.name)
         for v in _versions(project, predictions.relative_to(project).as_posix())

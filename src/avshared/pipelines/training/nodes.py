@@ -32,7 +32,13 @@ from torch.utils.data import DataLoader
 from avshared.crema_d import EMOTIONS, MODALITIES, is_demo_root
 from avshared.datasets.feature_store import FeatureStore
 from avshared.evaluation import classification_scores
-from avshared.models import MODEL_KINDS, ModelConfig, build_model, count_parameters
+from avshared.models import (
+    MODEL_KINDS,
+    ModelConfig,
+    build_model,
+    count_parameters,
+    restore_model,
+)
 from avshared.pipelines.training import tracking
 from avshared.pipelines.training.callbacks import (
     EarlyStoppingAfterWarmUp,
@@ -464,25 +470,12 @@ def load_trained_model(
             f"phase {training_summary['phase']!r} trained {training_summary['folds']} models, one "
             "per fold: load one with avshared.pipelines.training.folds.load_fold_model"
         )
-    model = build_model(
+    return restore_model(
         training_summary["model_kind"],
         training_summary["modalities"],
-        ModelConfig(**training_summary["model_config"]),
+        training_summary["model_config"],
+        model_weights,
     )
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    given = {name: tuple(t.shape) for name, t in model_weights.items()}
-    if expected != given:
-        differ = sorted(n for n in expected.keys() & given.keys() if expected[n] != given[n])
-        missing, unexpected = expected.keys() - given.keys(), given.keys() - expected.keys()
-        raise ValueError(
-            f"the weights do not fit the {training_summary['model_kind']} model of "
-            f"{training_summary['model_config']}: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}, other shapes "
-            f"{[(n, given[n], expected[n]) for n in differ[:5]]}; load the training summary "
-            "saved with these weights (the same version)"
-        )
-    model.load_state_dict(model_weights)
-    return model.eval()
 
 
 def _conditions(modalities: Sequence[str]) -> list[tuple[str, ...]]:
