@@ -46,7 +46,8 @@ def kedro_env(**extra: str) -> dict[str, str]:
 
 def start_kedro(project: Path, *args: str, **env: str) -> subprocess.Popen:
     """`kedro run <args>` in ``project``, in its own process group (its workers die with it)."""
-    log_path = project / f"kedro-{time.monotonic_ns()}.log"
+    # Beside the project, not in it: tests check what a run writes into the project.
+    log_path = project.parent / f"kedro-{time.monotonic_ns()}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "kedro", "run", *args],
