@@ -125,9 +125,12 @@ def _save_model(project: Path, preset: str, root: Path) -> None:
             "model": {"kind": "shared"},
             "target": {"kind": "acted"},
         },
-        training_summary={"model_config": model_config.to_dict(), "mlflow_run_id": None},
+        training_summary={
+            "model_config": model_config.to_dict(),
+            "mlflow_run_id": None,
+            "spectrogram_stats": {"mean": [-40.0] * audio.n_mels, "std": [12.0] * audio.n_mels},
+        },
         log_mel_spectrograms=SimpleNamespace(attrs=asdict(audio)),
-        spectrogram_stats={"mean": [-40.0] * audio.n_mels, "std": [12.0] * audio.n_mels},
         face_frames=SimpleNamespace(attrs=asdict(video)),
     )
     version = generate_timestamp()

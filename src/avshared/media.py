@@ -7,7 +7,7 @@ worker pool does not fit Kedro datasets); every other module goes through these 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -129,23 +129,40 @@ def read_frames(path: str | Path, indices: Sequence[int]) -> list[np.ndarray | N
     Frames are read sequentially and only the requested ones are converted, which is faster than
     seeking in FLV (whose seeks are imprecise) and never holds more than the requested frames.
     """
-    wanted = sorted(set(int(i) for i in indices))
-    found: dict[int, np.ndarray] = {}
     capture = _open_video(path)
     try:
-        position = 0
-        for target in wanted:
-            while position < target:
-                if not capture.grab():
-                    return [found.get(i) for i in indices]
-                position += 1
-            ok, frame = capture.read()
-            position += 1
-            if not ok:
-                break
-            found[target] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        return _decode(capture, indices)
     finally:
         capture.release()
+
+
+def read_counted_frames(
+    path: str | Path, pick: Callable[[int], Sequence[int]]
+) -> tuple[int, list[np.ndarray | None]]:
+    """The container's frame count ``n`` and the frames at ``pick(n)`` (as ``read_frames``),
+    from one opening of the file; no frames when the container has no count."""
+    capture = _open_video(path)
+    try:
+        frame_count = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        return frame_count, _decode(capture, pick(frame_count)) if frame_count else []
+    finally:
+        capture.release()
+
+
+def _decode(capture: cv2.VideoCapture, indices: Sequence[int]) -> list[np.ndarray | None]:
+    wanted = sorted(set(int(i) for i in indices))
+    found: dict[int, np.ndarray] = {}
+    position = 0
+    for target in wanted:
+        while position < target:
+            if not capture.grab():
+                return [found.get(int(i)) for i in indices]
+            position += 1
+        ok, frame = capture.read()
+        position += 1
+        if not ok:
+            break
+        found[target] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     return [found.get(int(i)) for i in indices]
 
 

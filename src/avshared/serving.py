@@ -138,10 +138,15 @@ def example_recording(seconds: float = 1.0, rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
-def log_and_register(spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor]) -> str:
+def log_and_register(
+    spec: Mapping[str, Any],
+    weights: Mapping[str, torch.Tensor],
+    name: str | None = None,
+    alias: str = CANDIDATE_ALIAS,
+) -> str:
     """Log the media model into the phase's MLflow run (``spec["mlflow_run_id"]``), register it
-    as ``avshared-<phase>`` and point the alias ``candidate`` at the new version; its URI."""
-    name = REGISTERED_MODEL_NAME.format(phase=spec["phase"])
+    as ``name`` (default ``avshared-<phase>``) and point ``alias`` at the new version; its URI."""
+    name = name or REGISTERED_MODEL_NAME.format(phase=spec["phase"])
     example = pd.DataFrame(
         {"bytes": [base64.b64encode(example_recording()).decode()], "name": ["example.wav"]}
     )
@@ -162,13 +167,13 @@ def log_and_register(spec: Mapping[str, Any], weights: Mapping[str, torch.Tensor
             )
     version = info.registered_model_version
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias(name, CANDIDATE_ALIAS, version)
+    client.set_registered_model_alias(name, alias, version)
     if spec["demo"]:
         client.set_model_version_tag(name, version, "data", "demo")
         client.update_model_version(
             name, version, description="DEMO: trained on generated data, not on CREMA-D"
         )
-    uri = f"models:/{name}@{CANDIDATE_ALIAS}"
+    uri = f"models:/{name}@{alias}"
     logger.info("Phase %s: media model registered as %s (version %s)", spec["phase"], uri, version)
     return uri
 

@@ -164,13 +164,13 @@ def test_an_undecodable_or_missing_video_is_rejected(clips):
 
 
 def test_a_wrong_frame_count_in_the_container_is_recounted(clips, monkeypatch):
-    real_probe = media.probe_video
+    real_read = media.read_counted_frames
 
-    def overstated(path):
-        info = real_probe(path)
-        return media.VideoInfo(info.frame_count * 3, info.fps, info.width, info.height)
+    def overstated(path, pick):
+        count, frames = real_read(path, lambda real_count: pick(real_count * 3))
+        return count * 3, frames
 
-    monkeypatch.setattr(media, "probe_video", overstated)
+    monkeypatch.setattr(media, "read_counted_frames", overstated)
     item = extract_clip_face_frames(job(clips, "face"), SKIN)
     assert [(i.issue, i.action) for i in item.issues] == [
         ("frame_count_mismatch", "recounted"),
@@ -184,6 +184,13 @@ def test_a_wrong_frame_count_in_the_container_is_recounted(clips, monkeypatch):
 def test_count_frames_counts_what_decodes(clips):
     assert media.count_frames(clips / "face.flv") == 24
     assert media.count_frames(clips / "short.flv") == 3
+
+
+def test_counted_frames_come_with_the_container_count_from_one_opening(clips):
+    count, frames = media.read_counted_frames(clips / "face.flv", lambda n: [n - 1, 0])
+    assert count == 24
+    for counted, read in zip(frames, media.read_frames(clips / "face.flv", [23, 0]), strict=True):
+        np.testing.assert_array_equal(counted, read)
 
 
 def test_bad_policies_are_refused_with_the_allowed_values():

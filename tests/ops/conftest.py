@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 import yaml
 
-SERVER_START_S = 180
 TINY_CORPUS = {
     "demo_data": {
         "actors": list(range(1001, 1011)),
@@ -192,23 +191,6 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait(timeout=60)
 
 
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(
-                f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"mlflow server not healthy after {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
-
-
 @dataclass(frozen=True)
 class TrackingServer:
     """A running team server and the account a researcher's project logs in with."""
@@ -238,6 +220,9 @@ def tracking_server(postgres, tmp_path_factory, cli) -> Iterator[TrackingServer]
         "admin_username = admin\n"
         f"admin_password = {admin_password}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # docs/tracking.md: without the cache every request re-hashes the password (scrypt,
+        # ~0.25 s of a core here), and a `kedro run` makes hundreds of requests.
+        "auth_cache_ttl_seconds = 300\n"
     )
     port = cli.free_port()
     log = folder / "mlflow_server.log"
@@ -273,7 +258,7 @@ def tracking_server(postgres, tmp_path_factory, cli) -> Iterator[TrackingServer]
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, server, log)
+        cli.wait_until_healthy(url, server, log)
         researcher = TrackingServer(
             url, "researcher", secrets.token_urlsafe(12), folder / "artifacts"
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -142,23 +141,7 @@ def test_a_wrong_password_is_refused(cli, tiny_project, tracking_server):
 
 # ---------------------------------------------------------------- the MLflow UI in Chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 RENDER_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(
-            "headless Chromium not found at /usr/bin/chromium: install Debian's `chromium` package "
-            "(apt-get install chromium) to run the browser tests"
-        )
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")

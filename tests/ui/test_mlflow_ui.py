@@ -6,42 +6,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import mlflow
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHASES = ("video", "audio", "bimodal", "baseline")
-SERVER_START_S = 180
 RENDER_MS = 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +39,9 @@ def tracking_store(demo_project_run) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tracking_store, tmp_path_factory) -> Iterator[str]:
+def mlflow_server(tracking_store, tmp_path_factory, cli) -> Iterator[str]:
     """`mlflow server` on a free loopback port, in its own process group (stopped afterwards)."""
-    port = _free_port()
+    port = cli.free_port()
     log = tmp_path_factory.mktemp("server") / "mlflow_server.log"
     with log.open("w") as output:
         server = subprocess.Popen(
@@ -85,46 +61,16 @@ def mlflow_server(tracking_store, tmp_path_factory) -> Iterator[str]:
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+            env=cli.env(),
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(url, server, log)
+        cli.wait_until_healthy(url, server, log)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-
-
-def _wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            output = log.read_text()[-3000:]
-            pytest.fail(f"mlflow server exited with {server.returncode}:\n{output}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(1)
-    pytest.fail(f"mlflow server not healthy after {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(
-            "headless Chromium not found at /usr/bin/chromium: install Debian's `chromium` package "
-            "(apt-get install chromium) to run the browser tests"
-        )
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -220,11 +220,11 @@ def read_sampled_frames(
     file cannot be opened; returns no frames when none decodes.
     """
     issues: list[FeatureIssue] = []
-    frame_count = media.probe_video(path).frame_count
-    if frame_count > 0:
-        frames = media.read_frames(path, sample_frame_indices(frame_count, num_frames))
-        if all(frame is not None for frame in frames):
-            return frames, frame_count, issues
+    frame_count, frames = media.read_counted_frames(
+        path, lambda count: sample_frame_indices(count, num_frames)
+    )
+    if frames and all(frame is not None for frame in frames):
+        return frames, frame_count, issues
     decodable = media.count_frames(path)
     if decodable != frame_count:
         issues.append(FeatureIssue("frame_count_mismatch", "recounted"))

@@ -5,8 +5,11 @@
 parent run of each ``kedro run``): for every ``<phase>.mlflow_run`` the pipeline reads, it creates
 a child run named after the phase, nested in that parent, and puts ``{"run_id", "tracking_uri"}``
 in the catalog under that name (None when tracking is off, or in a process other than global rank
-0). The phase's nodes log into it through Lightning's MLFlowLogger; the hook closes the runs when
-the pipeline ends (FINISHED) or fails (FAILED).
+0). Training logs into it through Lightning's MLFlowLogger, and the phase's kedro-mlflow datasets
+(``<phase>.test_scores``, ``<phase>.confusion_matrix``: any dataset of the namespace with a
+``run_id``) log into it because the hook sets their ``run_id``; without a run their logging is
+switched off, as kedro-mlflow does for its own datasets. The hook closes the runs when the pipeline
+ends (FINISHED) or fails (FAILED).
 
 Under torchrun or SLURM every process runs the same ``kedro run``; on global rank > 0 the hook turns
 kedro-mlflow off and keeps every output of the run in memory, so only rank 0 saves datasets and
@@ -22,6 +25,11 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
+from kedro_mlflow.io.metrics import (
+    MlflowMetricDataset,
+    MlflowMetricHistoryDataset,
+    MlflowMetricsHistoryDataset,
+)
 from mlflow.entities import RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -31,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: The suffix of the catalog entries the hook provides: ``<phase>.mlflow_run``.
 RUN_SUFFIX = ".mlflow_run"
+METRIC_DATASETS = (MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset)
 
 
 class PhaseRunsHook:
@@ -56,8 +65,18 @@ class PhaseRunsHook:
                 catalog[name] = MemoryDataset()
             logger.info("Global rank %d: outputs stay in memory; rank 0 saves and logs", rank)
         parent = mlflow.active_run() if rank == 0 else None
-        for name in sorted(n for n in pipeline.inputs() if n.endswith(RUN_SUFFIX)):
-            catalog[name] = self._start(name.removesuffix(RUN_SUFFIX), parent) if parent else None
+        tracked = _tracked_outputs(pipeline, catalog)
+        phases = {n.removesuffix(RUN_SUFFIX) for n in pipeline.inputs() if n.endswith(RUN_SUFFIX)}
+        phases |= {name.split(".", 1)[0] for name in tracked if "." in name}
+        for phase in sorted(phases):
+            run = self._start(phase, parent) if parent else None
+            if phase + RUN_SUFFIX in pipeline.inputs():
+                catalog[phase + RUN_SUFFIX] = run
+            for name in (n for n in tracked if n.startswith(phase + ".")):
+                if run:
+                    tracked[name].run_id = run["run_id"]
+                else:
+                    tracked[name]._logging_activated = False
 
     def _start(self, phase: str, parent: mlflow.ActiveRun) -> dict[str, str]:
         tags = {MLFLOW_PARENT_RUN_ID: parent.info.run_id, MLFLOW_RUN_NAME: phase}
@@ -78,3 +97,15 @@ class PhaseRunsHook:
     @hook_impl
     def on_pipeline_error(self) -> None:
         self._close(RunStatus.to_string(RunStatus.FAILED))
+
+
+def _tracked_outputs(pipeline: Pipeline, catalog: DataCatalog) -> dict[str, Any]:
+    """The pipeline's outputs that are kedro-mlflow datasets taking a ``run_id``: its metric
+    datasets, and the classes its ``MlflowArtifactDataset`` makes around a dataset."""
+    datasets = {name: catalog.get(name) for name in pipeline.all_outputs()}
+    return {
+        name: dataset
+        for name, dataset in datasets.items()
+        if isinstance(dataset, METRIC_DATASETS)
+        or (type(dataset).__name__.startswith("Mlflow") and "run_id" in vars(dataset))
+    }

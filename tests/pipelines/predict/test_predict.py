@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -202,15 +201,7 @@ def test_served_model_answers_an_http_request(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-4000:]
-            assert time.monotonic() < deadline, "the server did not start in 180 s"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(1)
+        cli.wait_until_healthy(f"http://127.0.0.1:{port}", server, tmp_path / "serve.log")
         phone = (recordings / "phone_video.mp4").read_bytes()
         answer = _post(
             f"http://127.0.0.1:{port}/invocations",

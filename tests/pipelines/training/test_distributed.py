@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -212,15 +211,9 @@ NODE_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, tmp_path):
+def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, tmp_path, cli):
     config = audio_config(num_nodes=2, devices=1)
     targets, _ = _targets(corpus, config)
     targets.to_parquet(tmp_path / "targets.parquet")
@@ -230,7 +223,7 @@ def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, t
         "stats": corpus.spectrogram_stats,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    port = _free_port()
+    port = cli.free_port()
     processes = []
     for node in (0, 1):
         # What torchrun --nnodes=2 --nproc-per-node=1 sets in each node's one process.

@@ -10,6 +10,7 @@ import pytest
 import torch
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
+from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
 from avshared.models import ModelConfig, build_model, count_parameters, parse_modalities
 from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
@@ -241,7 +242,7 @@ def test_warm_start_carries_only_the_encoder_and_common_embeddings():
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["bimodal_perceived_majority", "bimodal_perceived_soft"])
 def test_perceived_targets_run_end_to_end_through_the_phase_pipeline(
-    corpus, tiny_defaults, training_parameters, tmp_path, *, mlflow_phase_run, phase
+    corpus, tiny_defaults, training_parameters, tmp_path, monkeypatch, *, mlflow_phase_run, phase
 ):
     """The phase's Kedro pipeline from the shared datasets to its metrics, on the small corpus."""
     # The outputs go through the project's dataset types, as in `kedro run`.
@@ -267,7 +268,10 @@ def test_perceived_targets_run_end_to_end_through_the_phase_pipeline(
     catalog[f"params:training.phases.{phase}"] = training_parameters["phases"][phase]
     catalog["params:crema_d_root"] = str(tmp_path)
     client, phase_run = mlflow_phase_run
-    catalog[f"{phase}.mlflow_run"] = phase_run  # as PhaseRunsHook provides it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", phase_run["tracking_uri"])  # as kedro-mlflow sets it
+    # As PhaseRunsHook provides the run and points the phase's kedro-mlflow datasets at it.
+    catalog[f"{phase}.mlflow_run"] = phase_run
+    catalog[f"{phase}.test_scores"] = MlflowMetricsHistoryDataset(run_id=phase_run["run_id"])
 
     SequentialRunner().run(create_phase_pipeline(phase), catalog)
 

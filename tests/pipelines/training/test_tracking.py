@@ -57,3 +57,31 @@ def test_the_phase_run_is_tagged_with_the_phase(mlflow_phase_run):
     tags = client.get_run(parent["run_id"]).data.tags
     assert tags["phase"] == "bimodal" and tags["modalities"] == "audio+video"
     assert "fold" not in tags
+
+
+def _scores(accuracy: float, fold: int | None = None) -> dict:
+    """A phase's (or one fold's) metrics as evaluate_phase gives them, for an audio phase."""
+    scores = {"test_accuracy": accuracy, "test_macro_f1": accuracy / 2, "test_uar": accuracy / 3}
+    metrics = {
+        **scores,
+        "condition": "audio_only",
+        "conditions": {"audio_only": scores},
+        "param_count": 10,
+        "train_samples_per_s": 5.0,
+        "epochs": 3,
+    }
+    return metrics if fold is None else {**metrics, "fold": fold}
+
+
+def test_test_scores_are_logged_at_step_0_and_each_fold_at_its_step():
+    single = tracking.summarise_test_scores(_scores(0.5))
+    assert single["test_accuracy"] == [{"value": 0.5, "step": 0}]
+    assert single["epochs_trained"] == [{"value": 3.0, "step": 0}]
+    assert not any(name.startswith("fold_") for name in single)
+
+    folds = [_scores(0.4, 0), _scores(0.6, 1)]
+    kfold = tracking.summarise_test_scores({**_scores(0.5), "per_fold": folds})
+    assert kfold["test_accuracy"] == [{"value": 0.5, "step": 0}]
+    assert kfold["fold_test_accuracy"] == [{"value": 0.4, "step": 0}, {"value": 0.6, "step": 1}]
+    assert [m["step"] for m in kfold["fold_test_uar"]] == [0, 1]
+    assert [m["value"] for m in kfold["fold_test_uar"]] == pytest.approx([0.4 / 3, 0.2])

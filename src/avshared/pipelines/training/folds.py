@@ -1,7 +1,7 @@
 """A phase trained and tested once per fold of the split, and the options that change how.
 
 The training template's nodes (``pipeline.py``) call these in place of ``nodes.build_targets``,
-``train_model``, ``evaluate_model`` and ``log_phase_results``, which they call once per fold. With a
+``train_model`` and ``evaluate_model``, which they call once per fold. With a
 single split (one fold, numbered 0) they return what those return, plus a ``fold`` column in the
 targets, history and predictions and ``folds: 1`` in the summaries. Under ``split.strategy:
 actor_kfold`` they loop over the folds inside the phase, so the pipeline graph and the catalog stay
@@ -14,8 +14,9 @@ the same:
   state_dict; ``load_fold_model`` rebuilds one) and the training summary one summary per fold
   (``per_fold``);
 - the test predictions pool the folds (every clip is tested once, by the model that never saw its
-  actor); the metrics give the pooled scores, each fold's scores and their mean and sd. Each fold's
-  results go to its run, the pooled ones to the phase's run.
+  actor); the metrics give the pooled scores, each fold's scores and their mean and sd. The
+  phase's run gets the pooled scores and each fold's as ``fold_<metric>`` at step = fold
+  (``tracking.summarise_test_scores``).
 
 Two phase options act inside each fold: ``match_parameters`` (``equal_treatment``: a
 parameter-matched baseline) and ``curriculum`` (``curriculum``: warm-started stages, each in a run
@@ -44,7 +45,6 @@ from avshared.pipelines.training.nodes import (
     build_targets,
     evaluate_model,
     load_trained_model,
-    log_phase_results,
     score_predictions,
     train_model,
 )
@@ -287,26 +287,6 @@ def evaluate_phase(
         metrics["fold_sd"]["test_accuracy"],
     )
     return predictions, _with_options(metrics, training_summary, folds=len(folds))
-
-
-def log_fold_results(
-    *,
-    training_summary: dict[str, Any],
-    metrics: dict[str, Any],
-    test_predictions: pd.DataFrame,
-) -> None:
-    """``nodes.log_phase_results``: each fold's results into the fold's run, and the phase's
-    (pooled, under k-fold) into the phase's run."""
-    for fold_metrics in metrics.get("per_fold", []):
-        fold = fold_metrics["fold"]
-        log_phase_results(
-            training_summary=fold_summary(training_summary, fold),
-            metrics=fold_metrics,
-            test_predictions=test_predictions.loc[test_predictions["fold"] == fold],
-        )
-    log_phase_results(
-        training_summary=training_summary, metrics=metrics, test_predictions=test_predictions
-    )
 
 
 def fold_weights(model_weights: Mapping[str, Tensor], fold: int) -> dict[str, Tensor]:

@@ -616,25 +616,3 @@ def plot_confusion_matrix(test_predictions: pd.DataFrame, metrics: dict[str, Any
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of target row")
     figure.tight_layout()
     return figure
-
-
-def log_phase_results(
-    *,
-    training_summary: dict[str, Any],
-    metrics: dict[str, Any],
-    test_predictions: pd.DataFrame,
-) -> None:
-    """Add the test metrics and the confusion matrix to the phase's MLflow run (through Lightning's
-    MLFlowLogger); nothing when the phase trained without a run."""
-    run_logger = tracking.phase_logger(
-        training_summary["mlflow_run_id"]
-        and {
-            "run_id": training_summary["mlflow_run_id"],
-            "tracking_uri": training_summary["mlflow_tracking_uri"],
-        }
-    )
-    if run_logger is None:
-        return
-    figure = plot_confusion_matrix(test_predictions, metrics)
-    tracking.log_test_results(run_logger, metrics, figure)
-    plt.close(figure)

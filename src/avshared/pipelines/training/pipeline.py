@@ -4,16 +4,18 @@ Each phase's datasets are ``<phase>.<name>`` (``bimodal.model_weights``, ``bimod
 the catalog's ``{phase}.*`` factories), its parameters are ``training.defaults`` merged with
 ``training.phases.<phase>``, and it reads the shared upstream datasets (clip_manifest, crowd_labels,
 split and the features of its modalities) under their own names. ``<phase>.mlflow_run`` is put in
-the catalog by avshared.hooks.tracking.PhaseRunsHook: the phase's MLflow run, or None.
+the catalog by avshared.hooks.tracking.PhaseRunsHook: the phase's MLflow run, or None; the hook
+also points the phase's kedro-mlflow datasets (``test_scores``, ``confusion_matrix``) at that run.
 """
 
 from functools import partial
 
 from kedro.pipeline import Node, Pipeline
 
-from .folds import build_fold_targets, evaluate_phase, log_fold_results, train_phase
+from .folds import build_fold_targets, evaluate_phase, train_phase
 from .nodes import plot_confusion_matrix, resolve_phase_config
-from .specification import build_model_spec, register_media_model
+from .specification import build_model_spec, package_media_model
+from .tracking import summarise_test_scores
 
 #: The phases and their inputs: the one list of phases. training.phases.<phase> in
 #: parameters_training.yml overrides the shared defaults for that phase (model kind, sizes, ...).
@@ -43,7 +45,8 @@ TRAINING_ONLY_INPUTS: tuple[str, ...] = ("spectrogram_stats",)
 
 
 def create_phase_pipeline(phase: str) -> Pipeline:
-    """The template under namespace ``phase``: config, targets, training, evaluation, MLflow."""
+    """The template under namespace ``phase``: config, targets, training, evaluation, the scores
+    and figure for MLflow, the media model."""
     if phase not in PHASE_MODALITIES:
         raise ValueError(f"unknown phase {phase!r}; phases: {sorted(PHASE_MODALITIES)}")
     features = {name: name for m in PHASE_MODALITIES[phase] for name in MODALITY_INPUTS[m]}
@@ -92,15 +95,10 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="plot_confusion_matrix",
             ),
             Node(
-                log_fold_results,
-                inputs={
-                    "training_summary": "training_summary",
-                    "metrics": "metrics",
-                    # Not the saved figure: a MatplotlibDataset can be written but not read back.
-                    "test_predictions": "test_predictions",
-                },
-                outputs=None,
-                name="log_phase_results",
+                summarise_test_scores,
+                inputs="metrics",
+                outputs="test_scores",
+                name="summarise_test_scores",
             ),
             # What prediction needs to rebuild the model and its inputs (avshared.prediction).
             Node(
@@ -114,10 +112,10 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="build_model_spec",
             ),
             Node(
-                register_media_model,
+                package_media_model,
                 inputs=["model_spec", "model_weights"],
-                outputs=None,
-                name="register_media_model",
+                outputs="media_model",
+                name="package_media_model",
             ),
         ]
     )

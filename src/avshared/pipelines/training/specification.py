@@ -2,9 +2,10 @@
 rebuild the model and to turn a new recording into its inputs exactly as in training.
 
 ``build_model_spec`` is a node of the training template (``<phase>.model_spec``, JSON in 06_models);
-``register_media_model`` logs the phase's media-in MLflow model (avshared.serving) into the phase's
-MLflow run and registers it. The feature parameters are read from the feature stores the phase
-trained on (their saved provenance), not from the current parameters, which may have changed since.
+``package_media_model`` hands it with the weights to ``<phase>.media_model``, the dataset that logs
+the phase's media-in MLflow model (avshared.serving) into the phase's run and registers it. The
+feature parameters are read from the feature stores the phase trained on (their saved provenance),
+not from the current parameters, which may have changed since.
 """
 
 from __future__ import annotations
@@ -92,22 +93,9 @@ def build_model_spec(
     }
 
 
-def register_media_model(
+def package_media_model(
     model_spec: dict[str, Any], model_weights: dict[str, torch.Tensor]
-) -> None:
-    """Log the phase's media-in pyfunc model into its MLflow run and register it (one registered
-    model per phase, the new version aliased ``candidate``); nothing when MLflow logging is off."""
-    from avshared import serving  # imports MLflow's pyfunc machinery only when it is used
-
-    if model_spec["mlflow_run_id"] is None:
-        logger.info("Phase %s: MLflow logging is off, no model registered", model_spec["phase"])
-        return
-    if model_spec["folds"] > 1:
-        logger.info(
-            "Phase %s: %d fold models are compared, not deployed; no model registered (train with "
-            "a single split to register one)",
-            model_spec["phase"],
-            model_spec["folds"],
-        )
-        return
-    serving.log_and_register(model_spec, model_weights)
+) -> dict[str, Any]:
+    """The phase's media-in model for the catalog's ``<phase>.media_model``
+    (avshared.datasets.media_model), which logs it into the phase's MLflow run and registers it."""
+    return {"spec": model_spec, "weights": model_weights}

@@ -10,7 +10,9 @@ Lightning with ``/``), per epoch ``train_loss``, ``train_accuracy``, ``val_loss`
 ``val_accuracy``, ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
 ``EpochHistory`` callback logs them), and at the end ``test_accuracy``, ``test_macro_f1``,
 ``test_uar`` (plus ``<metric>_<condition>`` for the single-modality conditions of two-modality
-phases), ``param_count``, ``train_samples_per_s``, ``epochs_trained`` and the confusion matrix.
+phases), ``param_count``, ``train_samples_per_s``, ``epochs_trained`` (``summarise_test_scores``,
+logged by the catalog's ``<phase>.test_scores``) and ``confusion_matrix.png``
+(``<phase>.confusion_matrix``): kedro-mlflow datasets that PhaseRunsHook points at the phase's run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import matplotlib.figure
 from lightning.pytorch.loggers import MLFlowLogger
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
@@ -117,11 +118,14 @@ def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in final.items()}
 
 
-def log_test_results(
-    logger: MLFlowLogger,
-    metrics: Mapping[str, Any],
-    confusion_matrix: matplotlib.figure.Figure,
-) -> None:
-    """Log the final metrics and the confusion matrix to the phase's run."""
-    logger.log_metrics(final_metrics(metrics))
-    logger.experiment.log_figure(logger.run_id, confusion_matrix, "confusion_matrix.png")
+def summarise_test_scores(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, float]]]:
+    """The phase's final scores as kedro-mlflow's ``MlflowMetricsHistoryDataset`` logs them into
+    the phase's run: ``final_metrics`` at step 0 and, under actor k-fold, each fold's as
+    ``fold_<name>`` at step = fold (the fold runs keep their training curves)."""
+    scores = {name: [{"value": value, "step": 0}] for name, value in final_metrics(metrics).items()}
+    for fold_metrics in metrics.get("per_fold", []):
+        for name, value in final_metrics(fold_metrics).items():
+            scores.setdefault(f"fold_{name}", []).append(
+                {"value": value, "step": int(fold_metrics["fold"])}
+            )
+    return scores
