@@ -15,8 +15,9 @@ scratch folder (never the project's data/). Two implementations:
   face_frames_item) and the configured face detector.
 - pipeline: the real node functions of avshared.pipelines.features.nodes
   (extract_log_mel_spectrograms, extract_face_frames) with conf/base/parameters_features.yml, saved
-  by FeatureStoreDataset as the catalog does: a pool of --workers processes (0: in-process) that
-  decode only up to the sampled frames.
+  by FeatureStoreDataset as the catalog does: for the face frames a pool of --workers processes
+  (0: in-process) that decode only up to the sampled frames; the spectrograms with the configured
+  features.extraction.audio_workers (0 by default: in the Kedro process).
 
 The features nodes are called directly rather than through `kedro run --pipelines=features`: that
 would also need the ingestion and split outputs in a scratch project and would add Kedro's start-up

@@ -81,7 +81,7 @@ def test_the_fingerprint_follows_clips_parameters_and_media(tmp_path):
     media = tmp_path / "1001_DFA_ANG_XX.wav"
     media.write_bytes(b"RIFF....")
     manifest = pd.DataFrame({"clip_id": ["1001_DFA_ANG_XX"], "audio_path": [str(media)]})
-    extraction = {"workers": 0, "prefetch_per_worker": 1}
+    extraction = {"workers": 0, "audio_workers": 0, "prefetch_per_worker": 1}
     audio = {"n_mels": 64}
 
     def fingerprint(manifest=manifest, audio=audio):

@@ -24,7 +24,7 @@ AUDIO = {"n_mels": 32, "duration_s": 2.0, "dtype": "float32"}
 VIDEO = {"num_frames": 4, "size": 48, "face_detector": "skin"}
 #: The clips without a decodable ellipse; every other is reported as ("face_found", "skin").
 WITHOUT_FACE = {"1005_DFA_ANG_XX", "1006_DFA_ANG_XX"}
-IN_PROCESS = {"workers": 0, "prefetch_per_worker": 2}
+IN_PROCESS = {"workers": 0, "audio_workers": 0, "prefetch_per_worker": 2}
 
 
 def store(stream: FeatureStream, path) -> FeatureStore:

@@ -64,8 +64,12 @@ def test_a_phase_trains_once_per_fold_and_logs_each_fold(tmp_path, scratch_proje
     # The phase's run: the pooled scores, and each fold's at step = fold.
     phase_run = by_id[folds[0].data.tags["mlflow.parentRunId"]]
     assert phase_run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
-    per_fold = client.get_metric_history(phase_run.info.run_id, "fold_test_accuracy")
-    assert sorted((m.step, m.value) for m in per_fold) == pytest.approx(
-        [(m["fold"], m["test_accuracy"]) for m in metrics["per_fold"]]
+    per_fold = sorted(
+        client.get_metric_history(phase_run.info.run_id, "fold_test_accuracy"),
+        key=lambda metric: metric.step,
+    )
+    assert [m.step for m in per_fold] == [m["fold"] for m in metrics["per_fold"]]
+    assert [m.value for m in per_fold] == pytest.approx(
+        [m["test_accuracy"] for m in metrics["per_fold"]]
     )
     assert "confusion_matrix.png" in {a.path for a in client.list_artifacts(phase_run.info.run_id)}

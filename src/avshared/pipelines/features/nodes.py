@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 REPORT_COLUMNS = ["clip_id", "modality", "issue", "action"]
 #: Bump a modality's number whenever its extraction code changes what it produces: stores made by
 #: an older extractor then no longer match and are extracted again.
-EXTRACTOR_VERSIONS: dict[str, int] = {"audio": 1, "video": 1}
+EXTRACTOR_VERSIONS: dict[str, int] = {"audio": 1, "video": 2}
 
 
 def extraction_fingerprint(jobs: list[tuple[str, str]], config: Any, modality: str) -> str:
@@ -72,7 +72,7 @@ def extract_log_mel_spectrograms(
     return FeatureStream(
         jobs,
         partial(extract_clip_log_mel, config=config),
-        workers=extraction["workers"],
+        workers=extraction["audio_workers"],
         prefetch_per_worker=extraction["prefetch_per_worker"],
         description="log-mel spectrograms",
         attrs={
