@@ -131,6 +131,18 @@ def cli() -> KedroCli:
     return KedroCli()
 
 
+@pytest.fixture
+def sqlite_tracking(tmp_path) -> Iterator[str]:
+    """MLflow's global tracking URI on a throwaway SQLite store for one test, restored after."""
+    import mlflow  # here, not at the top: most tests never touch MLflow
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(previous)
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

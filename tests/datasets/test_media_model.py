@@ -15,11 +15,8 @@ from avshared.datasets.media_model import RegisteredMediaModelDataset
 
 
 @pytest.fixture
-def registry(tmp_path):
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    yield mlflow.MlflowClient()
-    mlflow.set_tracking_uri(previous)
+def registry(sqlite_tracking):
+    return mlflow.MlflowClient()
 
 
 @pytest.mark.parametrize(

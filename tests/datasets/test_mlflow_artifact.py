@@ -15,11 +15,8 @@ ENTRY = {
 
 
 @pytest.fixture
-def experiment(tmp_path):
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    yield mlflow.create_experiment("reports", artifact_location=(tmp_path / "mlruns").as_uri())
-    mlflow.set_tracking_uri(previous)
+def experiment(sqlite_tracking, tmp_path):
+    return mlflow.create_experiment("reports", artifact_location=(tmp_path / "mlruns").as_uri())
 
 
 def _catalog(folder, version: str) -> DataCatalog:
