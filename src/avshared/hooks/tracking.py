@@ -1,15 +1,17 @@
 """One MLflow child run per training phase, and only global rank 0 writes when a cluster launched
 ``kedro run`` once per process.
 
-``PhaseRunsHook`` is the only place that creates MLflow runs besides kedro-mlflow (which opens the
-parent run of each ``kedro run``): for every ``<phase>.mlflow_run`` the pipeline reads, it creates
-a child run named after the phase, nested in that parent, and puts ``{"run_id", "tracking_uri"}``
-in the catalog under that name (None when tracking is off, or in a process other than global rank
-0). Training logs into it through Lightning's MLFlowLogger, and the phase's kedro-mlflow datasets
-(``<phase>.test_scores``, ``<phase>.confusion_matrix``: any dataset of the namespace with a
-``run_id``) log into it because the hook sets their ``run_id``; without a run their logging is
-switched off, as kedro-mlflow does for its own datasets. The hook closes the runs when the pipeline
-ends (FINISHED) or fails (FAILED).
+``PhaseRunsHook`` creates the child runs of the parent run kedro-mlflow opens for each
+``kedro run``: one per namespace (phase) whose ``<phase>.mlflow_run`` the pipeline reads or whose
+kedro-mlflow datasets it writes, named after it. It puts ``{"run_id", "tracking_uri"}`` in the
+catalog as ``<phase>.mlflow_run`` (None when tracking is off, or in a process other than global
+rank 0); runs per fold and curriculum stage are nested in it by the training code
+(``avshared.pipelines.training.tracking.nested_run``). Training logs into the phase's run
+through Lightning's MLFlowLogger, and the phase's kedro-mlflow datasets (``<phase>.test_scores``,
+``<phase>.confusion_matrix``: any dataset of the namespace with a ``run_id``) log into it because
+the hook sets their ``run_id``; without a run their logging is switched off, as kedro-mlflow does
+for its own datasets. The hook closes the runs when the pipeline ends (FINISHED) or fails
+(FAILED).
 
 Under torchrun or SLURM every process runs the same ``kedro run``; on global rank > 0 the hook turns
 kedro-mlflow off and keeps every output of the run in memory, so only rank 0 saves datasets and
