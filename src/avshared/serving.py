@@ -32,9 +32,6 @@ from avshared.prediction import EmotionPredictor, MediaInput, find_media_inputs
 
 logger = logging.getLogger(__name__)
 
-#: One registered model per phase; its newest version gets the alias.
-REGISTERED_MODEL_NAME = "avshared-{phase}"
-CANDIDATE_ALIAS = "candidate"
 #: Where in the phase's run the model is logged.
 ARTIFACT_NAME = "media_model"
 INPUT_COLUMNS = ("path", "bytes", "name")
@@ -141,12 +138,12 @@ def example_recording(seconds: float = 1.0, rate: int = 16_000) -> bytes:
 def log_and_register(
     spec: Mapping[str, Any],
     weights: Mapping[str, torch.Tensor],
-    name: str | None = None,
-    alias: str = CANDIDATE_ALIAS,
+    name: str,
+    alias: str,
 ) -> str:
     """Log the media model into the phase's MLflow run (``spec["mlflow_run_id"]``), register it
-    as ``name`` (default ``avshared-<phase>``) and point ``alias`` at the new version; its URI."""
-    name = name or REGISTERED_MODEL_NAME.format(phase=spec["phase"])
+    as ``name`` and point ``alias`` at the new version; its URI. The catalog's
+    ``<phase>.media_model`` names them (``avshared-<phase>``, ``candidate``)."""
     example = pd.DataFrame(
         {"bytes": [base64.b64encode(example_recording()).decode()], "name": ["example.wav"]}
     )

@@ -26,7 +26,9 @@ def registry(sqlite_tracking):
 def test_a_model_without_a_run_or_from_k_fold_is_not_registered(
     registry, caplog, run_id, folds, reason
 ):
-    dataset = RegisteredMediaModelDataset(registered_model_name="avshared-bimodal")
+    dataset = RegisteredMediaModelDataset(
+        registered_model_name="avshared-bimodal", alias="candidate"
+    )
     spec = {"phase": "bimodal", "mlflow_run_id": run_id, "folds": folds}
     with caplog.at_level(logging.INFO, logger="avshared.datasets.media_model"):
         dataset.save({"spec": spec, "weights": {}})

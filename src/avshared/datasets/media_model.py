@@ -38,7 +38,7 @@ class RegisteredMediaModelDataset(AbstractDataset[dict[str, Any], None]):
         self,
         *,
         registered_model_name: str,
-        alias: str = "candidate",
+        alias: str,
         metadata: dict[str, Any] | None = None,
     ):
         self._registered_model_name = registered_model_name
