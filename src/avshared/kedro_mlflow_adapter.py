@@ -36,7 +36,7 @@ def incompatible(missing: str) -> IncompatibleKedroMlflowError:
     return IncompatibleKedroMlflowError(
         f"kedro-mlflow {installed_version('kedro-mlflow')} with Kedro "
         f"{installed_version('kedro')}: {missing}. avshared logs each phase into its own run "
-        "through avshared.kedro_mlflow_adapter, which is tested with the versions in requirements.lock: "
+        "through avshared.kedro_mlflow_adapter, tested with the versions in requirements.lock: "
         "`pip install -c requirements.lock -e .`, or adapt that module to the new release."
     )
 
