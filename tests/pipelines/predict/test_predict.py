@@ -255,3 +255,48 @@ def test_mlflow_models_predict_reads_media_paths(trained_project, recordings, tm
     rows = json.loads(output.read_text())["predictions"]
     assert len(rows) == 1 and rows[0]["modalities"] == "audio+video"
     assert rows[0]["predicted"] in EMOTIONS
+
+
+LOAD_WITHOUT_SRC = """
+import json, sys
+src = sys.argv[1]
+sys.path[:] = [p for p in sys.path if not p.startswith(src)]
+import mlflow
+model = mlflow.pyfunc.load_model(sys.argv[2])
+import avshared
+assert not avshared.__file__.startswith(src), avshared.__file__
+table = model.predict({"path": [sys.argv[3]]})
+print(json.dumps({"avshared": avshared.__file__, "row": table.iloc[0].to_dict()}))
+"""
+
+
+def test_the_registered_model_carries_its_code_and_the_locked_requirements(
+    trained_project, prediction_run, recordings, cli, locked_versions
+):
+    """It loads and predicts in a process whose path lacks the project's src/: the avshared it
+    runs is the copy logged with the model. Its requirements are the lock's pins."""
+    source = str(Path(__file__).resolve().parents[3] / "src")
+    video = recordings / "phone_video.mp4"
+    answer = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_SRC, source, MODEL_URI, str(video)],
+        check=False,
+        env=_mlflow_env(trained_project, cli),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    loaded = json.loads(answer.stdout.strip().splitlines()[-1])
+    assert "/code/avshared/" in loaded["avshared"]
+    table, _, _ = prediction_run
+    assert [loaded["row"][p] for p in PROBABILITIES] == pytest.approx(
+        table.loc[str(video), PROBABILITIES].astype(float).tolist(), abs=1e-5
+    )
+    import mlflow
+
+    mlflow.set_tracking_uri(trained_project.tracking_uri)
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{MODEL_URI}/requirements.txt"))
+    pins = dict(line.split("==") for line in requirements.read_text().splitlines() if "==" in line)
+    assert pins["torch"] == locked_versions["torch"]
+    assert pins["opencv-python-headless"] == locked_versions["opencv-python-headless"]
+    assert all(locked_versions.get(name) == version for name, version in pins.items())
