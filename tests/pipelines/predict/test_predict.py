@@ -21,7 +21,7 @@ import pytest
 
 from avshared import media
 from avshared.crema_d import EMOTIONS
-from avshared.prediction import window_count
+from avshared.prediction import TABLE_WIDTH, window_count
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +126,13 @@ def test_bad_files_get_a_reason_and_the_run_goes_on(prediction_run, recordings, 
     assert (bad[PROBABILITIES] == "").all().all() and (bad["predicted"] == "").all()
     assert (table.loc[table["problem"] == "", "predicted"].isin(EMOTIONS)).all()
     assert "DEMO model (trained on generated data" in log
+    # The printed table: its header, and its rows each on one line of at most TABLE_WIDTH.
+    lines = log.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("input ")) + 2
+    assert lines[header - 1] == "-" * TABLE_WIDTH
+    rows = lines[header : header + min(len(table), 20)]
+    assert all(len(row) <= TABLE_WIDTH for row in rows)
+    assert sum(row.split()[1] in EMOTIONS for row in rows) >= len(rows) - len(bad)
     # The run wrote its table and its MLflow records, nothing else, and left the inputs alone.
     new = _files(trained_project.path) - project_before
     assert {p.parts[:3] for p in new} == {("data", "07_model_output", "predictions.csv")}
