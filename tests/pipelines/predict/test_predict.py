@@ -272,7 +272,8 @@ import mlflow
 model = mlflow.pyfunc.load_model(sys.argv[2])
 import avshared
 assert not avshared.__file__.startswith(src), avshared.__file__
-table = model.predict({"path": [sys.argv[3]]})
+import pandas as pd
+table = model.predict(pd.DataFrame({"path": [sys.argv[3]]}))
 print(json.dumps({"avshared": avshared.__file__, "row": table.iloc[0].to_dict()}))
 """
 
