@@ -127,3 +127,16 @@ def test_an_opencv_that_returns_other_outputs_fails_at_once_with_a_message(monke
     assert f"OpenCV {cv2.__version__}" in message
     assert "classificators (1, 896, 1)" in message and "regressors (1, 896, 16)" in message
     assert "face_detector=skin" in message
+
+
+def test_a_blazeface_configuration_fails_before_any_clip_on_such_an_opencv(monkeypatch):
+    from avshared.features.video import FaceFramesConfig
+
+    face_detector.blazeface.cache_clear()
+    monkeypatch.setattr(cv2.dnn, "readNetFromTFLite", lambda *args, **kwargs: _NetWithoutScores())
+    try:
+        with pytest.raises(RuntimeError, match=f"OpenCV {cv2.__version__}"):
+            FaceFramesConfig(face_detector="blazeface")
+        FaceFramesConfig(face_detector="skin")  # the colour rule needs no network
+    finally:
+        face_detector.blazeface.cache_clear()
