@@ -11,6 +11,7 @@ import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -45,6 +46,7 @@ def installed(name: str) -> str | None:
         return None
 
 
+@pytest.mark.lock
 def test_the_installed_direct_dependencies_are_the_locked_ones(locked_versions):
     pins = locked_versions
     names = sorted({canonicalize_name(req.name) for req in direct_requirements()})

@@ -8,11 +8,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from packaging.utils import canonicalize_name
 
 from avshared.serving import SERVED_DISTRIBUTIONS, pinned_requirements
 
 
+@pytest.mark.lock
 def test_the_model_requirements_are_the_locks_pins(locked_versions):
     pins = dict(line.split("==") for line in pinned_requirements())
     locked = locked_versions
