@@ -53,16 +53,23 @@ def build_embedding(
     """The patch embedding of one modality, sized by ``config``."""
     if modality == AUDIO:
         return AudioPatchEmbedding(
-            config.n_mels, config.audio_frames, config.dim, config.audio_patch
+            config.n_mels, config.audio_frames, config.dim, config.audio_patch, config.positions
         )
     return VideoPatchEmbedding(
-        config.video_frames, config.image_size, config.dim, config.video_tubelet
+        config.video_frames, config.image_size, config.dim, config.video_tubelet, config.positions
     )
 
 
 def build_encoder(config: ModelConfig) -> SharedEncoder:
     """A Transformer encoder sized by ``config``."""
-    return SharedEncoder(config.dim, config.depth, config.heads, config.mlp_ratio, config.dropout)
+    return SharedEncoder(
+        config.dim,
+        config.depth,
+        config.heads,
+        config.mlp_ratio,
+        config.dropout,
+        norm_eps=config.norm_eps,
+    )
 
 
 class EmotionClassifier(nn.Module):

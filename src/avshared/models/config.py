@@ -16,6 +16,9 @@ class ModelConfig:
     input size // patch size, any remainder being ignored (300 frames / 16 -> 18 patches).
     ``modality_dropout`` is the per-sample probability, in training only and only when both
     modalities are given, of dropping one of them (audio or video with equal odds, never both).
+    ``norm_eps`` is the epsilon of the encoder's LayerNorms (1e-6 to match a timm ViT's weights);
+    ``positions`` the embeddings' position layout, "factorised" (per-axis vectors, summed) or
+    "grid" (one vector per 2-D grid position, as a ViT; see ``embeddings``).
     """
 
     dim: int = 128
@@ -31,6 +34,8 @@ class ModelConfig:
     image_size: int = 112
     num_classes: int = 6  # CREMA-D's six emotions
     modality_dropout: float = 0.0
+    norm_eps: float = 1e-5
+    positions: str = "factorised"
 
     def __post_init__(self) -> None:
         # YAML parameters arrive as lists; keep the dataclass hashable and comparable.
@@ -49,6 +54,10 @@ class ModelConfig:
             problems.append("dropout must be in [0, 1)")
         if not 0 <= self.modality_dropout <= 1:
             problems.append("modality_dropout must be in [0, 1]")
+        if not 0 < self.norm_eps < 1:
+            problems.append("norm_eps must be in (0, 1)")
+        if self.positions not in ("factorised", "grid"):
+            problems.append(f"positions must be 'factorised' or 'grid', not {self.positions!r}")
         if self.num_classes < 2:
             problems.append("num_classes must be at least 2")
         if len(self.audio_patch) != 2:
@@ -105,6 +114,21 @@ PRESETS: dict[str, ModelConfig] = {
     "default": ModelConfig(),
     # ViT-Small width on the same features, with finer time tubelets (72 + 196 tokens).
     "gpu": ModelConfig(dim=384, depth=8, heads=6, video_tubelet=(2, 16, 16)),
+    # ViT-B/16's shape (D 768, 12 layers, 12 heads, MLP 3072, 16 x 16 patches), timm's LayerNorm
+    # epsilon and a ViT's 2-D position grid, no dropout (as the checkpoints were trained): the
+    # preset a ViT-B/16 checkpoint file maps onto (avshared.models.vit_checkpoint). 86 M encoder
+    # parameters: a GPU's, not 2 cores'.
+    "vit_base": ModelConfig(
+        dim=768,
+        depth=12,
+        heads=12,
+        mlp_ratio=4.0,
+        dropout=0.0,
+        audio_patch=(16, 16),
+        video_tubelet=(2, 16, 16),
+        norm_eps=1e-6,
+        positions="grid",
+    ),
     # Smoke tests of the code around the model: the default inputs at a fraction of the work.
     "tiny": ModelConfig(dim=32, depth=2, heads=2, mlp_ratio=2.0, dropout=0.0),
 }

@@ -5,9 +5,13 @@ for audio as in the Audio Spectrogram Transformer, Conv3d tubelets for video as 
 learned positional embedding and a learned modality-type embedding, so that the shared encoder
 downstream can tell where a token comes from and which sense produced it.
 
-Positional embeddings are factorised: one learned vector per index of each axis (frequency and time
-for audio; time, height and width for video), summed over the axes. This keeps the grid structure
-explicit and needs far fewer parameters than a full learned grid, which matters on few clips.
+Positional embeddings are factorised by default (``positions="factorised"``): one learned vector per
+index of each axis (frequency and time for audio; time, height and width for video), summed over the
+axes. This keeps the grid structure explicit and needs far fewer parameters than a full learned
+grid, which matters on few clips. ``positions="grid"`` learns one vector per position of the 2-D
+grid instead (frequency x time for audio; row x column for video, plus one vector per time index),
+as a ViT does: the layout that takes a pretrained ViT's position embeddings without approximation
+(``avshared.models.vit_checkpoint``).
 
 When an input size is not a multiple of its patch size, the trailing remainder is not covered by any
 patch and is ignored (e.g. 300 spectrogram frames with 16-frame patches give 18 time patches
@@ -24,6 +28,14 @@ from avshared.models.initialisation import init_token_, init_vit_weights
 #: ImageNet channel statistics, applied to RGB frames in [0, 1] before the tubelet projection.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: Position layouts: per-axis vectors summed, or one vector per 2-D grid position.
+POSITION_LAYOUTS: tuple[str, ...] = ("factorised", "grid")
+
+
+def _check_layout(positions: str) -> str:
+    if positions not in POSITION_LAYOUTS:
+        raise ValueError(f"positions must be one of {list(POSITION_LAYOUTS)}; got {positions!r}")
+    return positions
 
 
 def _patch_grid(
@@ -61,10 +73,16 @@ class AudioPatchEmbedding(nn.Module):
     """
 
     def __init__(
-        self, n_mels: int, n_frames: int, dim: int, patch_size: tuple[int, int] = (16, 16)
+        self,
+        n_mels: int,
+        n_frames: int,
+        dim: int,
+        patch_size: tuple[int, int] = (16, 16),
+        positions: str = "factorised",
     ) -> None:
         super().__init__()
         self.n_mels, self.n_frames, self.dim = n_mels, n_frames, dim
+        self.positions = _check_layout(positions)
         self.patch_size = tuple(patch_size)
         self.grid = tuple(
             _patch_grid((n_mels, n_frames), self.patch_size, ("audio n_mels", "audio frames"))
@@ -72,19 +90,29 @@ class AudioPatchEmbedding(nn.Module):
         freq_patches, time_patches = self.grid
         self.num_tokens = freq_patches * time_patches
         self.projection = nn.Conv2d(1, dim, kernel_size=self.patch_size, stride=self.patch_size)
-        self.freq_position = nn.Parameter(torch.zeros(freq_patches, 1, dim))
-        self.time_position = nn.Parameter(torch.zeros(1, time_patches, dim))
+        if positions == "grid":
+            self.position = nn.Parameter(torch.zeros(freq_patches, time_patches, dim))
+        else:
+            self.freq_position = nn.Parameter(torch.zeros(freq_patches, 1, dim))
+            self.time_position = nn.Parameter(torch.zeros(1, time_patches, dim))
         self.type_embedding = nn.Parameter(torch.zeros(1, 1, dim))
         self.apply(init_vit_weights)
-        for parameter in (self.freq_position, self.time_position, self.type_embedding):
-            init_token_(parameter)
+        for name, parameter in self.named_parameters():
+            if not name.startswith("projection."):
+                init_token_(parameter)
+
+    def position_grid(self) -> Tensor:
+        """The positional embedding of every token, (freq patches, time patches, D)."""
+        if self.positions == "grid":
+            return self.position
+        return self.freq_position + self.time_position
 
     def forward(self, spectrogram: Tensor) -> Tensor:
         """(B, 1, n_mels, T) float -> (B, Na, D)."""
         self._check(spectrogram)
         x = self.projection(spectrogram.to(self.projection.weight.dtype))  # (B, D, Fp, Tp)
         tokens = x.flatten(2).transpose(1, 2)  # (B, Fp*Tp, D)
-        positions = (self.freq_position + self.time_position).reshape(1, self.num_tokens, self.dim)
+        positions = self.position_grid().reshape(1, self.num_tokens, self.dim)
         return tokens + positions + self.type_embedding
 
     def _check(self, spectrogram: Tensor) -> None:
@@ -134,9 +162,11 @@ class VideoPatchEmbedding(nn.Module):
         image_size: int,
         dim: int,
         tubelet_size: tuple[int, int, int] = (4, 16, 16),
+        positions: str = "factorised",
     ) -> None:
         super().__init__()
         self.num_frames, self.image_size, self.dim = num_frames, image_size, dim
+        self.positions = _check_layout(positions)
         self.tubelet_size = tuple(tubelet_size)
         self.grid = tuple(
             _patch_grid(
@@ -149,8 +179,11 @@ class VideoPatchEmbedding(nn.Module):
         self.num_tokens = time_patches * row_patches * col_patches
         self.projection = nn.Conv3d(3, dim, kernel_size=self.tubelet_size, stride=self.tubelet_size)
         self.time_position = nn.Parameter(torch.zeros(time_patches, 1, 1, dim))
-        self.row_position = nn.Parameter(torch.zeros(1, row_patches, 1, dim))
-        self.col_position = nn.Parameter(torch.zeros(1, 1, col_patches, dim))
+        if positions == "grid":
+            self.frame_position = nn.Parameter(torch.zeros(1, row_patches, col_patches, dim))
+        else:
+            self.row_position = nn.Parameter(torch.zeros(1, row_patches, 1, dim))
+            self.col_position = nn.Parameter(torch.zeros(1, 1, col_patches, dim))
         self.type_embedding = nn.Parameter(torch.zeros(1, 1, dim))
         # Non-persistent: fixed constants, not learned and not worth storing in checkpoints.
         self.register_buffer(
@@ -160,13 +193,16 @@ class VideoPatchEmbedding(nn.Module):
             "std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1, 1), persistent=False
         )
         self.apply(init_vit_weights)
-        for parameter in (
-            self.time_position,
-            self.row_position,
-            self.col_position,
-            self.type_embedding,
-        ):
-            init_token_(parameter)
+        for name, parameter in self.named_parameters():
+            if not name.startswith("projection."):
+                init_token_(parameter)
+
+    def frame_position_grid(self) -> Tensor:
+        """The spatial positional embedding shared by every frame, (1, row patches, col patches, D);
+        each token's position is this plus ``time_position`` of its time index."""
+        if self.positions == "grid":
+            return self.frame_position
+        return self.row_position + self.col_position
 
     def forward(self, frames: Tensor) -> Tensor:
         """(B, F, 3, H, W) uint8 or float in [0, 1] -> (B, Nv, D)."""
@@ -179,7 +215,7 @@ class VideoPatchEmbedding(nn.Module):
         x = (x - self.mean.to(dtype)) / self.std.to(dtype)
         x = self.projection(x)  # (B, D, Tp, Hp, Wp)
         tokens = x.flatten(2).transpose(1, 2)  # (B, Tp*Hp*Wp, D)
-        positions = (self.time_position + self.row_position + self.col_position).reshape(
+        positions = (self.time_position + self.frame_position_grid()).reshape(
             1, self.num_tokens, self.dim
         )
         return tokens + positions + self.type_embedding

@@ -16,11 +16,20 @@ class SharedEncoder(nn.Module):
     returned. The encoder knows nothing of modalities: the same weights process whatever tokens come
     in, which is what makes it "shared". ``padding_mask`` is True where a token is missing; missing
     tokens are never attended to, so they cannot influence the output. The [CLS] token is always
-    present, so a sample with every token missing still gets a finite vector.
+    present, so a sample with every token missing still gets a finite vector. ``norm_eps`` is the
+    epsilon of every LayerNorm (torch's default 1e-5; timm's ViTs use 1e-6, so an encoder that takes
+    a ViT's weights, see ``avshared.models.vit_checkpoint``, is built with 1e-6 to match them).
     """
 
     def __init__(
-        self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.1
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        *,
+        norm_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if dim % heads:
@@ -36,10 +45,11 @@ class SharedEncoder(nn.Module):
             activation="gelu",
             batch_first=True,
             norm_first=True,
+            layer_norm_eps=norm_eps,
         )
         # Nested tensors are unavailable with norm_first; disabling them avoids a warning per build.
         self.layers = nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
         # TransformerEncoder deep-copies the layer: re-initialise so that the layers differ.
         self.apply(init_vit_weights)
         init_token_(self.cls_token)
