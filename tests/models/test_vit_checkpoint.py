@@ -159,12 +159,26 @@ def test_layer_scale_is_folded_in(timm):
     assert any("LayerScale" in line for line in report.adaptations)
 
 
-def test_blocks_with_parts_a_torch_layer_lacks_are_refused(timm):
-    vit = _small_vit(timm, qk_norm=True)
+def test_blocks_with_parts_a_torch_layer_lacks_are_refused_and_nothing_changes(timm):
+    vit = _small_vit(timm)
+    state = dict(vit.state_dict())
+    state["blocks.1.attn.q_norm.weight"] = torch.ones(16)  # as with qk_norm=True
     encoder = SharedEncoder(32, 2, 2, dropout=0.0)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
 
-    with pytest.raises(ValueError, match=r"block 0 .* \['attn.k_norm.bias'"):
-        load_vit_weights(vit.state_dict(), encoder, heads=2)
+    with pytest.raises(ValueError, match=r"block 1 .* \['attn.q_norm.weight'\]"):
+        load_vit_weights(state, encoder, heads=2)
+
+    after = encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # block 0 was not written either
+    assert encoder.norm.eps == 1e-5
+
+
+def test_a_pickled_object_is_not_run(tmp_path):
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pth")  # a module, not tensors
+
+    with pytest.raises(ValueError, match=r"weights_only=True.*no code from a file runs"):
+        read_vit_state_dict(tmp_path / "pickled.pth")
 
 
 def test_a_model_of_torchs_eps_is_set_to_timms_and_told(vit_tiny_file):

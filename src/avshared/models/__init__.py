@@ -8,6 +8,11 @@ from avshared.models.embeddings import AudioPatchEmbedding, VideoPatchEmbedding
 from avshared.models.encoder import SharedEncoder
 from avshared.models.head import ClassificationHead
 from avshared.models.shared import SharedEncoderClassifier
+from avshared.models.vit_checkpoint import (
+    VitLoadReport,
+    load_vit_into_classifier,
+    load_vit_weights,
+)
 
 __all__ = [
     "MODALITY_ORDER",
@@ -21,8 +26,11 @@ __all__ = [
     "SharedEncoder",
     "SharedEncoderClassifier",
     "VideoPatchEmbedding",
+    "VitLoadReport",
     "build_model",
     "count_parameters",
+    "load_vit_into_classifier",
+    "load_vit_weights",
     "parse_modalities",
     "restore_model",
 ]

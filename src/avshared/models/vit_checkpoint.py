@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avshared.models.config import PRESETS
 from avshared.models.embeddings import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -170,6 +171,17 @@ def read_vit_state_dict(source: str | Path | Mapping[str, Any]) -> dict[str, Ten
 
 
 @dataclass
+class _Patches:
+    """What the embeddings take from the checkpoint: the 2-D (or tubelet) patch kernel, its bias
+    (zeros where the checkpoint has none: ``bias_source`` is then empty) and the position grid."""
+
+    kernel: Tensor | None
+    bias: Tensor | None
+    bias_source: tuple[str, ...]
+    grid: Tensor | None
+
+
+@dataclass
 class _Checkpoint:
     """The ViT's tensors (prefix stripped) and the shape they imply."""
 
@@ -275,7 +287,8 @@ def inflate_patch_kernel(weight: Tensor, depth: int, mode: str = "average") -> T
 
 
 class _Writer:
-    """Copies values into parameters, recording their names."""
+    """Stages values for parameters (checked, copied only by ``commit``, so that a load that fails
+    half-way changes nothing), recording their names, the checkpoint keys used and notes."""
 
     def __init__(self, modules: Mapping[str, nn.Module]) -> None:
         self.names = {
@@ -285,6 +298,9 @@ class _Writer:
         }
         self.loaded: set[str] = set()
         self.used: set[str] = set()
+        self.notes: set[str] = set()
+        self.staged: list[tuple[Tensor, Tensor]] = []
+        self.norm_eps: tuple[nn.Module, float] | None = None
 
     def __call__(self, parameter: Tensor, value: Tensor, *source: str) -> None:
         name = self.names[id(parameter)]
@@ -293,10 +309,19 @@ class _Writer:
                 f"checkpoint {' + '.join(source) or 'value'} has shape {tuple(value.shape)}, "
                 f"model parameter {name} {tuple(parameter.shape)}"
             )
-        with torch.no_grad():
-            parameter.copy_(value.to(parameter.dtype))
+        self.staged.append((parameter, value))
         self.loaded.add(name)
         self.used.update(source)
+
+    def commit(self) -> None:
+        with torch.no_grad():
+            for parameter, value in self.staged:
+                parameter.copy_(value.to(parameter.dtype))
+        if self.norm_eps is not None:
+            module, eps = self.norm_eps
+            for norm in module.modules():
+                if isinstance(norm, nn.LayerNorm):
+                    norm.eps = eps
 
 
 def _encoder_shape(encoder: SharedEncoder) -> tuple[int, int, int, int]:
@@ -304,7 +329,7 @@ def _encoder_shape(encoder: SharedEncoder) -> tuple[int, int, int, int]:
     return encoder.dim, len(layers), layers[0].self_attn.num_heads, layers[0].linear1.out_features
 
 
-def _check_fit(ckpt: _Checkpoint, encoder: SharedEncoder, heads: int | None, label: str) -> int:
+def _check_fit(ckpt: _Checkpoint, encoder: SharedEncoder, heads: int | None, label: str) -> None:
     dim, depth, model_heads, mlp = _encoder_shape(encoder)
     ckpt_heads = heads or ckpt.heads
     differ = [
@@ -324,10 +349,9 @@ def _check_fit(ckpt: _Checkpoint, encoder: SharedEncoder, heads: int | None, lab
             f"{ckpt.describe(heads)}; model: {model} ({label}). Build the model with the "
             "checkpoint's dim, depth, heads and mlp_ratio (a ViT-B/16: the vit_base preset)"
         )
-    return ckpt_heads or model_heads
 
 
-def _load_blocks(ckpt: _Checkpoint, encoder: SharedEncoder, write: _Writer, notes: set) -> None:
+def _load_blocks(ckpt: _Checkpoint, encoder: SharedEncoder, write: _Writer) -> None:
     s = ckpt.state
     for i, layer in enumerate(encoder.layers.layers):
         b = f"blocks.{i}."
@@ -347,10 +371,10 @@ def _load_blocks(ckpt: _Checkpoint, encoder: SharedEncoder, write: _Writer, note
             q, v = s[b + "attn.q_bias"], s[b + "attn.v_bias"]
             write(attn.in_proj_bias, torch.cat([q, torch.zeros_like(q), v]), b + "attn.q_bias")
             write.used.add(b + "attn.v_bias")
-            notes.add("attention: separate q_bias/v_bias fused with a zero key bias")
+            write.notes.add("attention: separate q_bias/v_bias fused with a zero key bias")
         else:
             write(attn.in_proj_bias, torch.zeros_like(attn.in_proj_bias))
-            notes.add("attention: the checkpoint has no q/k/v bias; set to zero")
+            write.notes.add("attention: the checkpoint has no q/k/v bias; set to zero")
         for src, linear, scale in (
             ("attn.proj", attn.out_proj, "ls1.gamma"),
             ("mlp.fc2", layer.linear2, "ls2.gamma"),
@@ -361,7 +385,7 @@ def _load_blocks(ckpt: _Checkpoint, encoder: SharedEncoder, write: _Writer, note
                 gamma = s[b + scale]
                 weight, bias = weight * gamma[:, None], bias * gamma
                 write.used.add(b + scale)
-                notes.add("LayerScale (ls1/ls2.gamma) folded into attn.proj and mlp.fc2")
+                write.notes.add("LayerScale (ls1/ls2.gamma) folded into attn.proj and mlp.fc2")
             write(linear.weight, weight, f"{b}{src}.weight")
             write(linear.bias, bias, *[f"{b}{src}.bias"] * (f"{b}{src}.bias" in s))
         write(layer.linear1.weight, s[b + "mlp.fc1.weight"], b + "mlp.fc1.weight")
@@ -404,7 +428,8 @@ def _position_grid(ckpt: _Checkpoint, grid: tuple[int, int] | None) -> tuple[Ten
     return pos[skip:].reshape(*shape, -1), skip
 
 
-def _load_audio(emb, kernel, bias, bias_source, grid, write, notes, lost) -> None:  # noqa: PLR0917
+def _load_audio(emb: AudioPatchEmbedding, patches: _Patches, write: _Writer) -> None:
+    kernel, grid = patches.kernel, patches.grid
     if kernel is not None:
         if kernel.ndim != 4:
             raise ValueError(
@@ -413,20 +438,22 @@ def _load_audio(emb, kernel, bias, bias_source, grid, write, notes, lost) -> Non
             )
         if kernel.shape[1] == 3:
             kernel = kernel.sum(dim=1, keepdim=True)
-            notes.add("audio patch projection: summed over RGB for the one-channel log-mel (AST)")
+            write.notes.add(
+                "audio patch projection: summed over RGB for the one-channel log-mel (AST)"
+            )
         elif kernel.shape[1] != 1:
             raise ValueError(f"a patch projection of {kernel.shape[1]} channels; expected 3 or 1")
         if tuple(kernel.shape[2:]) != emb.patch_size:
-            notes.add(
+            write.notes.add(
                 f"audio patch projection: kernel {tuple(kernel.shape[2:])} resized to "
                 f"{emb.patch_size} (FlexiViT pseudo-inverse)"
             )
             kernel = resize_patch_kernel(kernel, emb.patch_size)
         write(emb.projection.weight, kernel, "patch_embed.proj.weight")
-        write(emb.projection.bias, bias, *bias_source)
+        write(emb.projection.bias, patches.bias, *patches.bias_source)
     if grid is not None:
         positions = interpolate_position_grid(grid, emb.grid)
-        notes.add(
+        write.notes.add(
             f"audio positions: the {tuple(grid.shape[:2])} grid -> {emb.grid} "
             "(mel patches x time patches), bicubic"
             if tuple(grid.shape[:2]) != emb.grid
@@ -438,13 +465,20 @@ def _load_audio(emb, kernel, bias, bias_source, grid, write, notes, lost) -> Non
             rows, cols, share = factorise_position_grid(positions)
             write(emb.freq_position, rows, "pos_embed")
             write(emb.time_position, cols, "pos_embed")
-            lost["audio"] = share
+            _note_factorisation(write, "audio", share)
 
 
-def _load_video(  # noqa: PLR0917
-    emb, kernel, bias, bias_source, grid, options, write, notes, lost
+def _load_video(
+    emb: VideoPatchEmbedding,
+    patches: _Patches,
+    write: _Writer,
+    *,
+    inflation: str,
+    image_mean: Any,
+    image_std: Any,
 ) -> None:
     t, h, w = emb.tubelet_size
+    kernel, bias, grid = patches.kernel, patches.bias, patches.grid
     if kernel is not None:
         if kernel.ndim == 5:
             if tuple(kernel.shape[2:]) != emb.tubelet_size:
@@ -460,29 +494,29 @@ def _load_video(  # noqa: PLR0917
                     f"the video embedding takes an RGB patch projection; the checkpoint's has "
                     f"{kernel.shape[1]} channel(s)"
                 )
-            mean, std = options["image_mean"], options["image_std"]
+            mean, std = image_mean, image_std
             if mean is not None or std is not None:
                 kernel, bias = _fold_normalisation(kernel, bias, mean, std)
-                notes.add(
+                write.notes.add(
                     f"video patch projection: the checkpoint's input normalisation (mean {mean}, "
                     f"std {std}) folded in (the embedding normalises with ImageNet's)"
                 )
             if tuple(kernel.shape[2:]) != (h, w):
-                notes.add(
+                write.notes.add(
                     f"video patch projection: kernel {tuple(kernel.shape[2:])} resized to "
                     f"{(h, w)} (FlexiViT pseudo-inverse)"
                 )
                 kernel = resize_patch_kernel(kernel, (h, w))
-            inflated = inflate_patch_kernel(kernel, t, options["video_inflation"])
-            notes.add(
+            inflated = inflate_patch_kernel(kernel, t, inflation)
+            write.notes.add(
                 f"video patch projection: inflated over the tubelet depth {t} "
-                f"({options['video_inflation']}: a static clip gives the 2-D projection)"
+                f"({inflation}: a static clip gives the 2-D projection)"
             )
         write(emb.projection.weight, inflated, "patch_embed.proj.weight")
-        write(emb.projection.bias, bias, *bias_source)
+        write(emb.projection.bias, bias, *patches.bias_source)
     if grid is not None:
         frame = interpolate_position_grid(grid, emb.grid[1:])
-        notes.add(
+        write.notes.add(
             f"video positions: the {tuple(grid.shape[:2])} grid -> {emb.grid[1:]} per frame "
             "(bicubic), the same for every time index; time_position left at initialisation"
         )
@@ -492,7 +526,14 @@ def _load_video(  # noqa: PLR0917
             rows, cols, share = factorise_position_grid(frame)
             write(emb.row_position, rows.unsqueeze(0), "pos_embed")
             write(emb.col_position, cols.unsqueeze(0), "pos_embed")
-            lost["video"] = share
+            _note_factorisation(write, "video", share)
+
+
+def _note_factorisation(write: _Writer, modality: str, share: float) -> None:
+    write.notes.add(
+        f"{modality} positions: factorised per axis (least squares); {100 * share:.1f}% of the "
+        "grid's variation is not a per-axis sum and is lost (positions='grid' keeps it)"
+    )
 
 
 def _fold_normalisation(kernel: Tensor, bias: Tensor, mean: Any, std: Any) -> tuple[Tensor, Tensor]:
@@ -507,6 +548,102 @@ def _fold_normalisation(kernel: Tensor, bias: Tensor, mean: Any, std: Any) -> tu
     scaled = k * (imagenet_std / own_std).view(1, 3, 1, 1)
     shift = (k * ((imagenet_mean - own_mean) / own_std).view(1, 3, 1, 1)).sum(dim=(1, 2, 3))
     return scaled.to(kernel.dtype), (bias.double() + shift).to(bias.dtype)
+
+
+def _plan(
+    source: str | Path | Mapping[str, Any],
+    encoder: SharedEncoder,
+    embeddings: Mapping[str, nn.Module] | None = None,
+    *,
+    heads: int | None = None,
+    checkpoint_grid: tuple[int, int] | None = None,
+    video_inflation: str = "average",
+    image_mean: tuple[float, float, float] | None = None,
+    image_std: tuple[float, float, float] | None = None,
+    norm_eps: float = TIMM_NORM_EPS,
+    model_label: str = "model",
+    names: Mapping[str, str] | None = None,
+) -> tuple[_Writer, VitLoadReport]:
+    """What ``load_vit_weights`` loads, staged in a ``_Writer``, and its report."""
+    ckpt = _parse(read_vit_state_dict(source))
+    _check_fit(ckpt, encoder, heads, model_label)
+    if video_inflation not in INFLATIONS:
+        raise ValueError(
+            f"video_inflation must be one of {list(INFLATIONS)}; got {video_inflation!r}"
+        )
+    embeddings = dict(embeddings or {})
+    unknown = sorted(set(embeddings) - {"audio", "video"})
+    if unknown:
+        raise ValueError(f"embeddings must be keyed by 'audio' / 'video'; got {unknown}")
+    names = dict(names or {})
+    modules = {names.get("encoder", "encoder."): encoder}
+    modules |= {names.get(m, f"embeddings.{m}."): e for m, e in embeddings.items()}
+    write = _Writer(modules)
+    s = ckpt.state
+
+    _load_blocks(ckpt, encoder, write)
+    if "norm.weight" in s:
+        write(encoder.norm.weight, s["norm.weight"], "norm.weight")
+        write(encoder.norm.bias, s["norm.bias"], "norm.bias")
+    positions = _position_grid(ckpt, checkpoint_grid)
+    grid, skip = positions if positions is not None else (None, 0)
+    if "cls_token" in s:
+        cls = s["cls_token"].reshape(encoder.cls_token.shape)
+        used = ["cls_token"]
+        if skip:
+            cls = cls + s["pos_embed"].reshape(-1, ckpt.dim)[0].reshape(cls.shape)
+            used.append("pos_embed")
+            write.notes.add(
+                "[CLS]: cls_token plus its pos_embed row (the encoder adds no position)"
+            )
+        write(encoder.cls_token, cls, *used)
+
+    kernel = s.get("patch_embed.proj.weight")
+    bias = s.get("patch_embed.proj.bias")
+    bias_source = ("patch_embed.proj.bias",) if bias is not None else ()
+    if kernel is not None:
+        if bias is None:
+            bias = torch.zeros(kernel.shape[0], dtype=kernel.dtype)
+            write.notes.add("patch projection: no bias in the checkpoint; set to zero")
+        if tuple(kernel.shape[:1]) != (ckpt.dim,):
+            raise ValueError(f"patch_embed.proj.weight {tuple(kernel.shape)} is not of width dim")
+    patches = _Patches(kernel, bias, bias_source, grid)
+    for modality, embedding in embeddings.items():
+        if modality == "audio":
+            if not isinstance(embedding, AudioPatchEmbedding):
+                raise TypeError(f"embeddings['audio'] is a {type(embedding).__name__}")
+            _load_audio(embedding, patches, write)
+        else:
+            if not isinstance(embedding, VideoPatchEmbedding):
+                raise TypeError(f"embeddings['video'] is a {type(embedding).__name__}")
+            _load_video(
+                embedding,
+                patches,
+                write,
+                inflation=video_inflation,
+                image_mean=image_mean,
+                image_std=image_std,
+            )
+    if positions is None:
+        write.notes.add("positions: the checkpoint has no pos_embed; left at initialisation")
+
+    eps_before = {m.eps for m in encoder.modules() if isinstance(m, nn.LayerNorm)}
+    write.norm_eps = (encoder, norm_eps)
+    if eps_before != {norm_eps}:
+        write.notes.add(
+            f"LayerNorm eps: the encoder's {sorted(eps_before)} set to {norm_eps} (timm's); build "
+            f"the model with norm_eps={norm_eps} (as the vit_base preset) to keep it on reload"
+        )
+
+    every = list(write.names.values())
+    return write, VitLoadReport(
+        checkpoint=ckpt.describe(heads),
+        model=model_label,
+        loaded=[n for n in every if n in write.loaded],
+        random_init=[n for n in every if n not in write.loaded],
+        unused=sorted({*(k for k in s if k not in write.used), *ckpt.other_keys}),
+        adaptations=sorted(write.notes),
+    )
 
 
 def load_vit_weights(
@@ -536,91 +673,24 @@ def load_vit_weights(
     (default "encoder." and "embeddings.<modality>.").
 
     A model whose width, depth, heads or MLP width differ from the checkpoint's is refused with a
-    ValueError naming both. Returns a ``VitLoadReport``.
+    ValueError naming both. Every check runs before the first parameter changes: a load that fails
+    leaves the modules as they were. Returns a ``VitLoadReport``.
     """
-    ckpt = _parse(read_vit_state_dict(source))
-    _check_fit(ckpt, encoder, heads, model_label)
-    embeddings = dict(embeddings or {})
-    unknown = sorted(set(embeddings) - {"audio", "video"})
-    if unknown:
-        raise ValueError(f"embeddings must be keyed by 'audio' / 'video'; got {unknown}")
-    names = dict(names or {})
-    modules = {names.get("encoder", "encoder."): encoder}
-    modules |= {names.get(m, f"embeddings.{m}."): e for m, e in embeddings.items()}
-    write = _Writer(modules)
-    notes: set[str] = set()
-    options = {
-        "video_inflation": video_inflation,
-        "image_mean": image_mean,
-        "image_std": image_std,
-    }
-    if video_inflation not in INFLATIONS:
-        raise ValueError(
-            f"video_inflation must be one of {list(INFLATIONS)}; got {video_inflation!r}"
-        )
-    s = ckpt.state
-
-    _load_blocks(ckpt, encoder, write, notes)
-    if "norm.weight" in s:
-        write(encoder.norm.weight, s["norm.weight"], "norm.weight")
-        write(encoder.norm.bias, s["norm.bias"], "norm.bias")
-    positions = _position_grid(ckpt, checkpoint_grid)
-    grid, skip = positions if positions is not None else (None, 0)
-    if "cls_token" in s:
-        cls = s["cls_token"].reshape(encoder.cls_token.shape)
-        used = ["cls_token"]
-        if skip:
-            cls = cls + s["pos_embed"].reshape(-1, ckpt.dim)[0].reshape(cls.shape)
-            used.append("pos_embed")
-            notes.add("[CLS]: cls_token plus its pos_embed row (the encoder adds no position)")
-        write(encoder.cls_token, cls, *used)
-
-    kernel = s.get("patch_embed.proj.weight")
-    bias = s.get("patch_embed.proj.bias")
-    bias_source = ("patch_embed.proj.bias",) if bias is not None else ()
-    if kernel is not None:
-        if bias is None:
-            bias = torch.zeros(kernel.shape[0], dtype=kernel.dtype)
-            notes.add("patch projection: no bias in the checkpoint; set to zero")
-        if tuple(kernel.shape[:1]) != (ckpt.dim,):
-            raise ValueError(f"patch_embed.proj.weight {tuple(kernel.shape)} is not of width dim")
-    lost: dict[str, float] = {}
-    for modality, embedding in embeddings.items():
-        if modality == "audio":
-            if not isinstance(embedding, AudioPatchEmbedding):
-                raise TypeError(f"embeddings['audio'] is a {type(embedding).__name__}")
-            _load_audio(embedding, kernel, bias, bias_source, grid, write, notes, lost)
-        else:
-            if not isinstance(embedding, VideoPatchEmbedding):
-                raise TypeError(f"embeddings['video'] is a {type(embedding).__name__}")
-            _load_video(embedding, kernel, bias, bias_source, grid, options, write, notes, lost)
-    for modality, share in lost.items():
-        notes.add(
-            f"{modality} positions: factorised per axis (least squares); {100 * share:.1f}% of the "
-            "grid's variation is not a per-axis sum and is lost (positions='grid' keeps it)"
-        )
-    if positions is None:
-        notes.add("positions: the checkpoint has no pos_embed; left at initialisation")
-
-    eps_before = {m.eps for m in encoder.modules() if isinstance(m, nn.LayerNorm)}
-    for module in encoder.modules():
-        if isinstance(module, nn.LayerNorm):
-            module.eps = norm_eps
-    if eps_before != {norm_eps}:
-        notes.add(
-            f"LayerNorm eps: the encoder's {sorted(eps_before)} set to {norm_eps} (timm's); build "
-            f"the model with norm_eps={norm_eps} (as the vit_base preset) to keep it on reload"
-        )
-
-    every = [n for n in write.names.values()]
-    return VitLoadReport(
-        checkpoint=ckpt.describe(heads),
-        model=model_label,
-        loaded=[n for n in every if n in write.loaded],
-        random_init=[n for n in every if n not in write.loaded],
-        unused=sorted({*(k for k in s if k not in write.used), *ckpt.other_keys}),
-        adaptations=sorted(notes),
+    write, report = _plan(
+        source,
+        encoder,
+        embeddings,
+        heads=heads,
+        checkpoint_grid=checkpoint_grid,
+        video_inflation=video_inflation,
+        image_mean=image_mean,
+        image_std=image_std,
+        norm_eps=norm_eps,
+        model_label=model_label,
+        names=names,
     )
+    write.commit()
+    return report
 
 
 def load_vit_into_classifier(
@@ -629,8 +699,6 @@ def load_vit_into_classifier(
     """``load_vit_weights`` into a ``SharedEncoderClassifier`` (its encoder and embeddings) or a
     ``SeparateEncodersClassifier`` (every modality's encoder gets the same blocks, each embedding
     its adaptation); the head stays as initialised. Options as for ``load_vit_weights``."""
-    from avshared.models.config import PRESETS
-
     config = getattr(model, "config", None)
     label = options.pop("model_label", None)
     if label is None and config is not None:
@@ -640,13 +708,10 @@ def load_vit_into_classifier(
     label = label or type(model).__name__
     source = read_vit_state_dict(source) if not isinstance(source, Mapping) else source
     if hasattr(model, "encoder"):
-        report = load_vit_weights(
-            source, model.encoder, model.embeddings, model_label=label, **options
-        )
-        reports = [report]
+        plans = [_plan(source, model.encoder, model.embeddings, model_label=label, **options)]
     elif hasattr(model, "encoders"):
-        reports = [
-            load_vit_weights(
+        plans = [
+            _plan(
                 source,
                 model.encoders[m],
                 {m: model.embeddings[m]},
@@ -658,7 +723,10 @@ def load_vit_into_classifier(
         ]
     else:
         raise TypeError(f"{type(model).__name__} has neither an encoder nor per-modality encoders")
-    head = [f"{n}" for n, _ in model.named_parameters() if n.startswith(("head", "heads"))]
+    for write, _ in plans:  # every branch was planned without error: now change the model
+        write.commit()
+    reports = [report for _, report in plans]
+    head = [n for n, _ in model.named_parameters() if n.startswith(("head.", "heads."))]
     first = reports[0]
     return VitLoadReport(
         checkpoint=first.checkpoint,
