@@ -22,6 +22,16 @@ def test_gpu_preset_is_wider_and_deeper():
     assert gpu.video_tokens == 196
 
 
+def test_vit_base_preset_has_vit_b16s_shape():
+    vit_base, default = PRESETS["vit_base"], ModelConfig()
+
+    assert (vit_base.dim, vit_base.depth, vit_base.heads) == (768, 12, 12)
+    assert round(vit_base.dim * vit_base.mlp_ratio) == 3072
+    assert vit_base.audio_patch == (16, 16) and vit_base.video_tubelet[1:] == (16, 16)
+    assert (vit_base.norm_eps, vit_base.positions) == (1e-6, "grid")
+    assert (default.norm_eps, default.positions) == (1e-5, "factorised")
+
+
 def test_overrides_from_yaml_lists_become_tuples():
     config = ModelConfig.preset("tiny", audio_patch=[8, 8], video_tubelet=[2, 8, 8])
 
@@ -50,6 +60,8 @@ def test_to_dict_round_trips():
         ({"video_tubelet": (16, 16, 16)}, "video_tubelet .* must fit"),
         ({"video_tubelet": (4, 16)}, r"video_tubelet must be \(time, height, width\)"),
         ({"num_classes": 1}, "num_classes"),
+        ({"norm_eps": 0.0}, r"norm_eps must be in \(0, 1\)"),
+        ({"positions": "learned"}, "positions must be 'factorised' or 'grid'"),
     ],
 )
 def test_invalid_configs_say_what_is_wrong(overrides, message):

@@ -151,3 +151,29 @@ def test_video_rejects_integer_frames_other_than_uint8():
 
     with pytest.raises(ValueError, match="uint8"):
         embedding(torch.zeros(1, 2, 3, 16, 16, dtype=torch.int32))
+
+
+def test_grid_positions_give_one_vector_per_grid_position():
+    torch.manual_seed(0)
+    audio = AudioPatchEmbedding(32, 48, 8, (16, 16), positions="grid")
+    video = VideoPatchEmbedding(4, 32, 8, (2, 16, 16), positions="grid")
+
+    audio_tokens = audio(torch.zeros(1, 1, 32, 48))[0]
+    video_tokens = video(torch.full((1, 4, 3, 32, 32), 0.5))[0]
+
+    assert audio.position.shape == (2, 3, 8) and not hasattr(audio, "freq_position")
+    assert video.frame_position.shape == (1, 2, 2, 8) and not hasattr(video, "row_position")
+    assert audio_tokens.shape == (6, 8) and video_tokens.shape == (8, 8)
+    bias = audio.projection.bias + audio.type_embedding[0, 0]
+    torch.testing.assert_close(audio_tokens, audio.position.reshape(6, 8) + bias)
+    assert torch.cdist(video_tokens, video_tokens).fill_diagonal_(1.0).min() > 0
+
+
+def test_factorised_positions_are_the_default_and_keep_their_parameter_names():
+    names = {n for n, _ in AudioPatchEmbedding(32, 48, 8).named_parameters()}
+    video = {n for n, _ in VideoPatchEmbedding(4, 32, 8, (2, 16, 16)).named_parameters()}
+
+    assert {"freq_position", "time_position"} <= names and "position" not in names
+    assert {"time_position", "row_position", "col_position"} <= video
+    with pytest.raises(ValueError, match="positions must be one of"):
+        AudioPatchEmbedding(32, 48, 8, positions="learned")

@@ -85,3 +85,14 @@ def test_head_maps_features_to_logits():
 
     assert logits.shape == (4, 6)
     assert not torch.allclose(logits[0], logits[1])
+
+
+def test_layer_norm_epsilon_is_an_option_with_torchs_default():
+    default = SharedEncoder(dim=16, depth=2, heads=2)
+    timm_like = SharedEncoder(dim=16, depth=2, heads=2, norm_eps=1e-6)
+
+    def eps(encoder):
+        return {m.eps for m in encoder.modules() if isinstance(m, torch.nn.LayerNorm)}
+
+    assert eps(default) == {1e-5}
+    assert eps(timm_like) == {1e-6}
