@@ -174,6 +174,13 @@ def test_blocks_with_parts_a_torch_layer_lacks_are_refused_and_nothing_changes(t
     assert encoder.norm.eps == 1e-5
 
 
+def test_a_clip_style_norm_before_the_blocks_is_refused(timm):
+    vit = _small_vit(timm, pre_norm=True)
+
+    with pytest.raises(ValueError, match=r"parts the shared encoder lacks: \['norm_pre.bias'"):
+        load_vit_weights(vit.state_dict(), SharedEncoder(32, 2, 2), heads=2)
+
+
 def test_a_pickled_object_is_not_run(tmp_path):
     torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pth")  # a module, not tensors
 

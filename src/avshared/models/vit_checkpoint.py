@@ -88,8 +88,11 @@ _BLOCK_KEYS = frozenset(
         "ls2.gamma",
     }
 )
-#: Top-level keys that are read for what they say but not loaded (classifier heads, extra tokens).
-_IGNORED_PREFIXES = ("head", "head_dist", "fc_norm", "dist_token", "reg_token", "mlp_head")
+#: Top-level parts that change what the blocks see and that the shared encoder does not have (a
+#: CLIP-style LayerNorm before the blocks, a norm after the patch projection): refused, not skipped.
+#: Other keys the mapping does not use (classifier heads, fc_norm, distillation or register tokens)
+#: are listed in the report's ``unused``.
+_UNMAPPABLE_PREFIXES = ("norm_pre.", "patch_embed.norm.")
 
 
 @dataclass
@@ -211,6 +214,12 @@ def _parse(raw: Mapping[str, Tensor]) -> _Checkpoint:
     prefix = anchors[0][: -len(_ANCHOR)]
     state = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
     other = sorted(k for k in raw if not k.startswith(prefix))
+    unmappable = sorted(k for k in state if k.startswith(_UNMAPPABLE_PREFIXES))
+    if unmappable:
+        raise ValueError(
+            f"the checkpoint has parts the shared encoder lacks: {unmappable}; only plain timm / "
+            "AST ViTs (no norm before the blocks or after the patch projection) are mapped"
+        )
     depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
     for key in ("attn.qkv.weight", "attn.proj.weight", "mlp.fc1.weight", "mlp.fc2.weight"):
         missing = [i for i in range(depth) if f"blocks.{i}.{key}" not in state]
