@@ -159,6 +159,29 @@ def test_layer_scale_is_folded_in(timm):
     assert any("LayerScale" in line for line in report.adaptations)
 
 
+def test_separate_q_and_v_biases_and_half_precision_files_map(timm, tmp_path):
+    """BEiT / VideoMAE keep q_bias and v_bias (no key bias) apart; files may be float16."""
+    vit = _small_vit(timm)
+    reference = {k: v.half().float() for k, v in _perturb(vit.state_dict()).items()}
+    checkpoint = {k: v.half() for k, v in reference.items()}
+    for i in range(2):
+        reference[f"blocks.{i}.attn.qkv.bias"][32:64] = 0  # no key bias
+        q, _, v = checkpoint.pop(f"blocks.{i}.attn.qkv.bias").chunk(3)
+        checkpoint[f"blocks.{i}.attn.q_bias"], checkpoint[f"blocks.{i}.attn.v_bias"] = q, v
+    vit.load_state_dict(reference)
+    torch.save(checkpoint, tmp_path / "beit_like.pth")
+    encoder = SharedEncoder(32, 2, 2, dropout=0.0, norm_eps=1e-6).eval()
+
+    report = load_vit_weights(tmp_path / "beit_like.pth", encoder, heads=2)
+    tokens = torch.randn(2, 5, 32)
+
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encoder.norm(encoder.layers(tokens)), vit.norm(vit.blocks(tokens)), **TOL
+        )
+    assert any("q_bias/v_bias" in line for line in report.adaptations)
+
+
 def test_blocks_with_parts_a_torch_layer_lacks_are_refused_and_nothing_changes(timm):
     vit = _small_vit(timm)
     state = dict(vit.state_dict())

@@ -212,7 +212,12 @@ def _parse(raw: Mapping[str, Tensor]) -> _Checkpoint:
             f"{list(raw)[:6]}); expected a timm / AST-style vit_* state dict"
         )
     prefix = anchors[0][: -len(_ANCHOR)]
-    state = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
+    # Half-precision files are adapted (interpolated, summed, inflated) in float32.
+    state = {
+        k[len(prefix) :]: v.float() if v.is_floating_point() else v
+        for k, v in raw.items()
+        if k.startswith(prefix)
+    }
     other = sorted(k for k in raw if not k.startswith(prefix))
     unmappable = sorted(k for k in state if k.startswith(_UNMAPPABLE_PREFIXES))
     if unmappable:
@@ -377,7 +382,8 @@ def _load_blocks(ckpt: _Checkpoint, encoder: SharedEncoder, write: _Writer) -> N
         if b + "attn.qkv.bias" in s:
             write(attn.in_proj_bias, s[b + "attn.qkv.bias"], b + "attn.qkv.bias")
         elif b + "attn.q_bias" in s:
-            q, v = s[b + "attn.q_bias"], s[b + "attn.v_bias"]
+            q = s[b + "attn.q_bias"]
+            v = s.get(b + "attn.v_bias", torch.zeros_like(q))
             write(attn.in_proj_bias, torch.cat([q, torch.zeros_like(q), v]), b + "attn.q_bias")
             write.used.add(b + "attn.v_bias")
             write.notes.add("attention: separate q_bias/v_bias fused with a zero key bias")
