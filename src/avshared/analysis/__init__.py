@@ -1,0 +1,16 @@
+"""What the shared encoder learns: plain, tested measurements on a trained model (issue 20).
+
+No Kedro, no files, no MLflow: functions on models, tensors, arrays and tables, for a thin pipeline
+node to call on a trained classifier and the test split's feature arrays.
+
+- ``attention``: per-layer, per-head attention maps of a ``SharedEncoder`` (analysis-only path).
+- ``shares``: cross-modal attention shares per layer and head, by clip and by label group.
+- ``representations``: each clip's audio-only, video-only and audio-visual embeddings, per layer.
+- ``retrieval``: cross-modal and same-emotion retrieval, with chance levels and bootstrap intervals.
+- ``cka``: linear CKA between two representations, per layer, with bootstrap intervals.
+- ``rollout``: attention rollout from [CLS], mapped onto the spectrogram and the face frames.
+- ``selection``: the fixed choice of clips to draw (per emotion one correct, one wrong).
+- ``disagreement``: cross-modal similarity against voice/face crowd-vote disagreement.
+- ``projection``: the 2-D map of the embeddings (scikit-learn's t-SNE).
+- ``figures``: matplotlib Figures of the above (never saved here), titles labelled DEMO DATA.
+"""
