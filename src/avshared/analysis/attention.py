@@ -23,25 +23,31 @@ class EncoderTrace(NamedTuple):
 
     attention: (layers, B, heads, N+1, N+1) attention weights, row = query, column = key; position 0
         is [CLS], positions 1..N the tokens in input order. Rows sum to one; masked keys get 0.
+        None when the trace was taken with ``need_weights=False``.
     cls: (B, D) the encoder's output, the final LayerNorm of the last layer's [CLS] state.
     hidden: (layers, B, N+1, D) each layer's output sequence (before the final LayerNorm).
     padding_mask: (B, N+1) bool, True where a position is missing ([CLS] never is).
     """
 
-    attention: Tensor
+    attention: Tensor | None
     cls: Tensor
     hidden: Tensor
     padding_mask: Tensor
 
 
 def encoder_attention(
-    encoder: SharedEncoder, tokens: Tensor, padding_mask: Tensor | None = None
+    encoder: SharedEncoder,
+    tokens: Tensor,
+    padding_mask: Tensor | None = None,
+    *,
+    need_weights: bool = True,
 ) -> EncoderTrace:
     """Run ``encoder`` on tokens (B, N, D) [+ mask (B, N), True = missing] and keep its attention.
 
     Returns an ``EncoderTrace``: attention (layers, B, heads, N+1, N+1), cls (B, D), hidden
-    (layers, B, N+1, D), padding_mask (B, N+1). Gradients flow unless called under
-    ``torch.no_grad()`` (gradient x input analyses may use them).
+    (layers, B, N+1, D), padding_mask (B, N+1). ``need_weights=False`` keeps only the states (the
+    attention is then None). Gradients flow unless called under ``torch.no_grad()`` (gradient x
+    input analyses may use them).
     """
     if tokens.ndim != 3 or tokens.shape[2] != encoder.dim:
         raise ValueError(
@@ -60,13 +66,13 @@ def encoder_attention(
     mask = torch.cat([cls_present, padding_mask], dim=1)
     maps, states = [], []
     for layer in encoder.layers.layers:
-        x, weights = _layer_with_weights(layer, x, mask)
+        x, weights = _layer_with_weights(layer, x, mask, need_weights)
         maps.append(weights)
         states.append(x)
     if encoder.layers.norm is not None:  # SharedEncoder has none; a TransformerEncoder may
         x = encoder.layers.norm(x)
     return EncoderTrace(
-        attention=torch.stack(maps),
+        attention=torch.stack(maps) if need_weights else None,
         cls=encoder.norm(x[:, 0]),
         hidden=torch.stack(states),
         padding_mask=mask,
@@ -74,13 +80,13 @@ def encoder_attention(
 
 
 def _layer_with_weights(
-    layer: nn.TransformerEncoderLayer, x: Tensor, mask: Tensor
-) -> tuple[Tensor, Tensor]:
+    layer: nn.TransformerEncoderLayer, x: Tensor, mask: Tensor, need_weights: bool = True
+) -> tuple[Tensor, Tensor | None]:
     """One ``nn.TransformerEncoderLayer`` step without dropout: (output, weights (B, H, N, N))."""
 
-    def attend(h: Tensor) -> tuple[Tensor, Tensor]:
+    def attend(h: Tensor) -> tuple[Tensor, Tensor | None]:
         out, weights = layer.self_attn(
-            h, h, h, key_padding_mask=mask, need_weights=True, average_attn_weights=False
+            h, h, h, key_padding_mask=mask, need_weights=need_weights, average_attn_weights=False
         )
         return out, weights
 
