@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from avshared.analysis.cka import cka_by_layer, linear_cka, paired_cka_difference
+from avshared.analysis._bootstrap import resample_indices
+from avshared.analysis.cka import cka_by_layer, cka_replicates, linear_cka, paired_cka_difference
 
 
 def _x(n=100, p=10, seed=0):
@@ -62,3 +63,12 @@ def test_paired_cka_difference_on_the_same_clips():
     assert verdict.low > 0
     assert verdict.p_value < 0.05
     assert verdict.clips == 80
+
+
+def test_replicates_are_the_cka_of_the_resampled_clips():
+    x, y = _x(n=30, p=5), _x(n=30, p=7, seed=1) + 0.3 * _x(n=30, p=7)
+
+    replicates = cka_replicates(x, y, n_boot=20, seed=4)
+
+    expected = [linear_cka(x[i], y[i]) for i in resample_indices(30, 20, seed=4)]
+    np.testing.assert_allclose(replicates, expected, rtol=1e-10)

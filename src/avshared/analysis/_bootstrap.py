@@ -55,18 +55,9 @@ def with_interval(
     seed: int,
     confidence: float = 0.95,
     chance: float = float("nan"),
-    bias_corrected: bool = False,
 ) -> Interval:
-    """``statistic`` on all n clips with its percentile interval over ``n_boot`` resamples.
-
-    ``bias_corrected``: shift the interval by the bootstrap's bias (mean replicate minus the value),
-    for statistics that resampling with replacement inflates (CKA: a clip drawn twice agrees with
-    itself in both representations).
-    """
+    """``statistic`` on all n clips with its percentile interval over ``n_boot`` resamples."""
     value = float(statistic(np.arange(n)))
     replicates = bootstrap(statistic, n, n_boot=n_boot, seed=seed)
     low, high = percentile_interval(replicates, confidence)
-    if bias_corrected:
-        bias = float(np.nanmean(replicates)) - value
-        low, high = low - bias, high - bias
     return Interval(value, low, high, chance)

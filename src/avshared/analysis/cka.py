@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from avshared.analysis._bootstrap import bootstrap, with_interval
-from avshared.evaluation import percentile_interval
+from avshared.evaluation import _resample_counts, percentile_interval
 
 
 def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
@@ -34,6 +33,43 @@ def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
     return float(cross / norms) if norms > 0 else float("nan")
 
 
+def cka_replicates(x: ArrayLike, y: ArrayLike, *, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot,) linear CKA of x and y on bootstrap resamples of their n clips.
+
+    The resamples are the project's (``avshared.evaluation._resample_counts``: the same n, count
+    and seed draw the same clips as every other interval); each replicate equals ``linear_cka`` of
+    the resampled rows, computed from the clips' Gram matrices weighted by how often each clip was
+    drawn (O(n^2) per replicate instead of O(n p^2)).
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"need (n, p) and (n, q) with the same n; got {x.shape} and {y.shape}")
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    gram_x, gram_y = x @ x.T, y @ y.T
+    replicates = [
+        _weighted_cka(gram_x, gram_y, times_drawn)
+        for block in _resample_counts(x.shape[0], n_boot, seed)
+        for times_drawn in block
+    ]
+    return np.array(replicates, dtype=float)
+
+
+def _weighted_cka(gram_x: np.ndarray, gram_y: np.ndarray, times_drawn: np.ndarray) -> float:
+    """Linear CKA of the rows drawn ``times_drawn`` times each, from the rows' Gram matrices."""
+    drawn = np.flatnonzero(times_drawn)
+    w = times_drawn[drawn].astype(np.float64)
+    pair_weights = np.outer(w, w)
+
+    def centred(gram: np.ndarray) -> np.ndarray:
+        gram = gram[np.ix_(drawn, drawn)]
+        means = gram @ w / w.sum()  # x_i . mean of the resample
+        return gram - means[:, None] - means[None, :] + (w @ means) / w.sum()
+
+    kx, ky = centred(gram_x), centred(gram_y)
+    norms = np.sqrt((pair_weights * kx * kx).sum() * (pair_weights * ky * ky).sum())
+    return float((pair_weights * kx * ky).sum() / norms) if norms > 0 else float("nan")
+
+
 def cka_by_layer(
     x_layers: ArrayLike,
     y_layers: ArrayLike,
@@ -47,7 +83,7 @@ def cka_by_layer(
     Returns one row per layer: ``layer`` (0-based), ``cka``, ``low``, ``high``. Every layer is
     resampled with the same clips (the same seed). Resampling with replacement inflates CKA (a clip
     drawn twice agrees with itself in both representations), so the percentile interval is shifted
-    by the bootstrap's bias (``with_interval(bias_corrected=True)``).
+    by the bootstrap's bias (mean replicate minus the value).
     """
     x_layers, y_layers = np.asarray(x_layers), np.asarray(y_layers)
     if x_layers.ndim != 3 or x_layers.shape[:2] != y_layers.shape[:2]:
@@ -56,17 +92,11 @@ def cka_by_layer(
         )
     rows = []
     for layer, (x, y) in enumerate(zip(x_layers, y_layers, strict=True)):
-        estimate = with_interval(
-            lambda i, x=x, y=y: linear_cka(x[i], y[i]),
-            x.shape[0],
-            n_boot=n_boot,
-            seed=seed,
-            confidence=confidence,
-            bias_corrected=True,
-        )
-        rows.append(
-            {"layer": layer, "cka": estimate.value, "low": estimate.low, "high": estimate.high}
-        )
+        value = linear_cka(x, y)
+        replicates = cka_replicates(x, y, n_boot=n_boot, seed=seed)
+        bias = float(np.nanmean(replicates)) - value
+        low, high = percentile_interval(replicates - bias, confidence)
+        rows.append({"layer": layer, "cka": value, "low": low, "high": high})
     return pd.DataFrame(rows)
 
 
@@ -102,11 +132,10 @@ def paired_cka_difference(
     if not all(m.shape[0] == n for m in (y_a, x_b, y_b)):
         raise ValueError("the four representations must hold the same clips")
 
-    def difference(i: np.ndarray) -> float:
-        return linear_cka(x_a[i], y_a[i]) - linear_cka(x_b[i], y_b[i])
-
-    value = difference(np.arange(n))
-    replicates = bootstrap(difference, n, n_boot=n_boot, seed=seed)
+    value = linear_cka(x_a, y_a) - linear_cka(x_b, y_b)
+    replicates = cka_replicates(x_a, y_a, n_boot=n_boot, seed=seed) - cka_replicates(
+        x_b, y_b, n_boot=n_boot, seed=seed
+    )  # the same seed: the same clips in both
     replicates = replicates - (np.nanmean(replicates) - value)  # bias-corrected, as cka_by_layer
     low, high = percentile_interval(replicates, confidence)
     finite = replicates[np.isfinite(replicates)]
