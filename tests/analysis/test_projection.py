@@ -20,8 +20,8 @@ def test_one_point_per_clip_and_sense_reproducibly():
     ids = [f"c{i}" for i in range(12)]
     emotions = ["ANG", "SAD", "HAP"] * 4
 
-    first = embedding_map(_embeddings(12), ids, emotions, seed=3)
-    again = embedding_map(_embeddings(12), ids, emotions, seed=3)
+    first = embedding_map(_embeddings(12), ids, emotions, seed=3, max_iter=250)
+    again = embedding_map(_embeddings(12), ids, emotions, seed=3, max_iter=250)
 
     assert len(first) == 3 * 12
     assert first.groupby("sense").size().to_dict() == dict.fromkeys(SENSES, 12)
