@@ -8,6 +8,7 @@ node to call on a trained classifier and the test split's feature arrays.
 - ``representations``: each clip's audio-only, video-only and audio-visual embeddings, per layer.
 - ``retrieval``: cross-modal and same-emotion retrieval, with chance levels and bootstrap intervals.
 - ``cka``: linear CKA between two representations, per layer, with bootstrap intervals.
+- ``alignment``: a model's retrieval and CKA table, and the paired verdict of two models.
 - ``rollout``: attention rollout from [CLS], mapped onto the spectrogram and the face frames.
 - ``selection``: the fixed choice of clips to draw (per emotion one correct, one wrong).
 - ``disagreement``: cross-modal similarity against voice/face crowd-vote disagreement.

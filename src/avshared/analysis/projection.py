@@ -35,8 +35,8 @@ def embedding_map(
     Returns ``clip_id``, ``emotion``, ``sense`` ("audio", "video", "audiovisual"), ``x``, ``y``;
     rows grouped by sense in ``SENSES`` order, clips in input order. The perplexity is lowered to
     what the number of points allows (scikit-learn needs it below the number of points).
-    ``max_iter`` (at least 250): optimisation steps; 500 settles a map of a few thousand points
-    and halves scikit-learn's default time.
+    ``max_iter`` (at least 250): optimisation steps; 500 takes about half the time of
+    scikit-learn's default 1000.
     """
     n = len(clip_ids)
     if len(emotions) != n or any(getattr(embeddings, s).shape[0] != n for s in SENSES):
