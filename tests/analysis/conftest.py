@@ -36,6 +36,11 @@ def make_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture
+def config() -> ModelConfig:
+    return CONFIG
+
+
+@pytest.fixture
 def shared_model() -> SharedEncoderClassifier:
     torch.manual_seed(0)
     return SharedEncoderClassifier(("audio", "video"), CONFIG).eval()

@@ -8,6 +8,7 @@ import torch
 
 from avshared.analysis.attention import encoder_attention
 from avshared.analysis.representations import clip_embeddings, pool_layers
+from avshared.models import SharedEncoder, SharedEncoderClassifier
 
 
 def test_shared_model_embeddings_are_what_its_head_reads(shared_model, inputs):
@@ -68,8 +69,6 @@ def test_the_last_layers_cls_state_normalised_is_the_pooled_output(shared_model,
 
 def test_mean_pooling_skips_missing_tokens():
     torch.manual_seed(0)
-    from avshared.models import SharedEncoder
-
     encoder = SharedEncoder(dim=8, depth=1, heads=2, dropout=0.0).eval()
     tokens = torch.randn(2, 4, 8)
     mask = torch.tensor([[False, False, True, True], [False] * 4])
@@ -90,3 +89,8 @@ def test_the_models_training_mode_is_restored(shared_model, inputs):
     clip_embeddings(shared_model, *inputs)
 
     assert shared_model.training
+
+
+def test_a_one_sense_model_is_refused(config, inputs):
+    with pytest.raises(ValueError, match="audio and video"):
+        clip_embeddings(SharedEncoderClassifier("audio", config), *inputs)

@@ -81,6 +81,12 @@ def clip_embeddings(
 
     Batched, eval mode (restored after), no gradients, on the model's device.
     """
+    senses = set(getattr(model, "embeddings", {}))
+    if not {"audio", "video"} <= senses:
+        raise ValueError(
+            f"the alignment of the senses needs a model built for audio and video; "
+            f"{type(model).__name__} embeds {sorted(senses)}"
+        )
     audio, video = as_tensor(audio), as_tensor(video)
     n = clip_count(audio, video)
     parts: dict[str, list[np.ndarray]] = {f: [] for f in ClipEmbeddings.__dataclass_fields__}
