@@ -74,3 +74,18 @@ def test_a_classifiers_trace_matches_its_prediction(shared_model, inputs):
 def test_wrong_token_width_is_refused():
     with pytest.raises(ValueError, match="D=16"):
         encoder_attention(_encoder(), torch.randn(2, 5, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_trace_matches_the_fused_path_on_cuda():
+    encoder = _encoder().cuda()
+    tokens = torch.randn(4, 40, 16, device="cuda")
+    mask = torch.zeros(4, 40, dtype=torch.bool, device="cuda")
+    mask[2, 20:] = True
+
+    with torch.no_grad():
+        trace = encoder_attention(encoder, tokens, mask)
+        expected = encoder(tokens, padding_mask=mask)
+
+    torch.testing.assert_close(trace.cls, expected, rtol=1e-4, atol=1e-4)
+    assert torch.all(trace.attention[:, 2, :, :, 21:] == 0)
