@@ -9,8 +9,10 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from avshared.analysis.disagreement import Correlation
 from avshared.analysis.figures import (
     DEMO_LABEL,
+    disagreement_figure,
     embedding_map_figure,
     rollout_figure,
     shares_by_layer_figure,
@@ -133,3 +135,19 @@ def test_every_figure_renders():
     ]
     for figure in figures:
         FigureCanvasAgg(figure).draw()
+
+
+def test_the_disagreement_scatter_holds_every_clip_and_the_correlation():
+    rng = np.random.default_rng(0)
+    similarity, disagreement = rng.uniform(-1, 1, 20), rng.uniform(0, 1, 20)
+    correlation = Correlation(rho=-0.31, low=-0.6, high=0.05, p_value=0.2, clips=20)
+
+    figure = disagreement_figure(similarity, disagreement, correlation, demo=True, model="bimodal")
+
+    axes = figure.axes[0]
+    np.testing.assert_allclose(
+        axes.collections[0].get_offsets(), np.column_stack([similarity, disagreement])
+    )
+    title = axes.get_title()
+    assert DEMO_LABEL in title and "-0.31 [-0.60, 0.05]" in title and "20 clips" in title
+    FigureCanvasAgg(figure).draw()

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from avshared.analysis.disagreement import Correlation
 from avshared.analysis.projection import SENSES
 from avshared.crema_d import EMOTIONS
 
@@ -148,4 +149,32 @@ def embedding_map_figure(maps: Mapping[str, pd.DataFrame], *, demo: bool) -> Fig
     ]
     figure.legend(handles=handles, loc="outside right center", fontsize="small")
     figure.suptitle(titled("embeddings of the test clips (t-SNE)", demo))
+    return figure
+
+
+def disagreement_figure(
+    similarity: np.ndarray,
+    disagreement: np.ndarray,
+    correlation: Correlation,
+    *,
+    demo: bool,
+    model: str = "",
+) -> Figure:
+    """Each clip's audio/video cosine similarity against its voice/face vote disagreement.
+
+    ``similarity`` and ``disagreement``: (n,) of the same clips (those with both); ``correlation``:
+    ``disagreement.similarity_disagreement_correlation`` of them, shown in the title.
+    """
+    figure = Figure(figsize=(5.5, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.scatter(similarity, disagreement, s=10, alpha=0.6)
+    axes.set_xlabel("cosine similarity of the clip's audio and video embeddings")
+    axes.set_ylabel("voice/face vote disagreement (total variation)")
+    axes.set_ylim(0, 1)
+    rho = (
+        f"Spearman rho = {correlation.rho:.2f} [{correlation.low:.2f}, {correlation.high:.2f}], "
+        f"{correlation.clips} clips"
+    )
+    prefix = f"{model}: " if model else ""
+    axes.set_title(titled(f"{prefix}{rho}", demo), fontsize="medium")
     return figure
