@@ -87,14 +87,14 @@ def cross_modal_shares(
     query_weights = one_hot.T[None] * present[:, None].double()  # (B, G, Q)
     counts = query_weights.sum(-1)  # (B, G) present queries per group
     summed = torch.einsum("bgq,lbhqk->lbhgk", query_weights, to_group)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shares = (summed / counts[None, :, None, :, None]).numpy()  # (L, B, H, G, G)
+    # 0 / 0 = NaN for a sense without present queries.
+    shares = (summed / counts[None, :, None, :, None]).numpy()  # (L, B, H, G, G)
+    names = [str(i) for i in range(batch)] if clip_ids is None else list(clip_ids)
+    if len(names) != batch:
+        raise ValueError(f"{len(names)} clip ids for {batch} clips")
     table = pd.DataFrame(
         {
-            "clip_id": np.repeat(
-                np.asarray(clip_ids if clip_ids is not None else [str(i) for i in range(batch)]),
-                layers * heads,
-            ),
+            "clip_id": np.repeat(np.asarray(names), layers * heads),
             "layer": np.tile(np.repeat(np.arange(layers), heads), batch),
             "head": np.tile(np.arange(heads), batch * layers),
         }
