@@ -35,7 +35,9 @@ def test_first_correct_and_first_wrong_per_emotion_by_clip_id():
 
 
 def test_class_indices_are_read_as_emotions():
-    predictions = pd.DataFrame({"clip_id": ["b", "a"], "truth": [5, 0], "prediction": [5, 1]})
+    predictions = pd.DataFrame(
+        {"clip_id": ["b", "a", "0"], "truth": [5, 0, -1], "prediction": [5, 1, 5]}
+    )
 
     chosen = drawn_clips(predictions)
 

@@ -19,7 +19,8 @@ def drawn_clips(predictions: pd.DataFrame, per_outcome: int = 1) -> pd.DataFrame
 
     Args:
         predictions: columns ``clip_id``, ``truth`` and ``prediction`` (emotion codes of
-            ``crema_d.EMOTIONS``, or class indices into it).
+            ``crema_d.EMOTIONS``, or class indices into it); clips whose truth is none of them
+            (``NO_LABEL`` = -1, missing) are never drawn.
         per_outcome: clips per emotion and outcome (1: one correct, one wrong).
 
     Returns:
@@ -32,7 +33,10 @@ def drawn_clips(predictions: pd.DataFrame, per_outcome: int = 1) -> pd.DataFrame
     table = predictions.loc[:, ["clip_id", "truth", "prediction"]].copy()
     for column in ("truth", "prediction"):
         if pd.api.types.is_integer_dtype(table[column]):
-            table[column] = [EMOTIONS[i] for i in table[column]]
+            codes = dict(enumerate(EMOTIONS))
+            table[column] = table[column].map(codes)  # NO_LABEL (-1) becomes missing
+    # A clip without a single true emotion (a tied crowd vote) is right or wrong about nothing.
+    table = table[table["truth"].isin(EMOTIONS)]
     table["outcome"] = pd.Categorical(
         (table["truth"] == table["prediction"]).map({True: "correct", False: "wrong"}),
         categories=OUTCOMES,
