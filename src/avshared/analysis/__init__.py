@@ -14,4 +14,21 @@ node to call on a trained classifier and the test split's feature arrays.
 - ``disagreement``: cross-modal similarity against voice/face crowd-vote disagreement.
 - ``projection``: the 2-D map of the embeddings (scikit-learn's t-SNE).
 - ``figures``: matplotlib Figures of the above (never saved here), titles labelled DEMO DATA.
+
+What a node does with them, for one phase (``audio``/``video``: the test clips' standardised
+spectrograms and frames, ``ids`` their clip ids, ``crowd_labels`` the labels pipeline's table)::
+
+    facts = shares.clip_facts(ids)  # acted emotion and level per clip
+    table = shares.attention_shares(model, audio, video, ids)
+    by_layer = shares.shares_by_group(table, per_head=False)
+    by_emotion = shares.shares_by_group(table, facts, by=["emotion", "level"])
+    figures.shares_by_layer_figure(by_layer, demo=demo)
+
+    emb = representations.clip_embeddings(model, audio, video)
+    alignment.alignment_table(emb, facts["emotion"])
+    alignment.alignment_comparison(emb, representations.clip_embeddings(baseline, audio, video),
+                                   facts["emotion"])  # shared minus separate, same clips
+    disagreement.similarity_disagreement_correlation(
+        disagreement.pair_similarity(emb.audio, emb.video), ids,
+        disagreement.voice_face_disagreement(crowd_labels))
 """
