@@ -107,6 +107,32 @@ def test_early_fusion_feeds_both_token_sets_to_one_encoder_call():
     assert seen == [(BATCH, CONFIG.audio_tokens + CONFIG.video_tokens, CONFIG.dim)]
 
 
+def test_encoder_inputs_are_what_forward_feeds_the_encoder():
+    audio, video = _inputs()
+    model = _model()
+    present = torch.tensor([True, False, True, True, False, True])
+    seen = []
+    model.encoder.register_forward_hook(
+        lambda _m, args, kwargs, _o: seen.append((args, kwargs)), with_kwargs=True
+    )
+
+    with torch.no_grad():
+        tokens, mask, spans = model.encoder_inputs(audio, video, video_present=present)
+        model(audio, video, video_present=present)
+        video_tokens, no_mask, video_spans = model.encoder_inputs(video=video)
+
+    torch.testing.assert_close(tokens, seen[0][0][0])
+    torch.testing.assert_close(mask, seen[0][1]["padding_mask"])
+    assert spans == {
+        "audio": slice(0, CONFIG.audio_tokens),
+        "video": slice(CONFIG.audio_tokens, CONFIG.audio_tokens + CONFIG.video_tokens),
+    }
+    assert mask[:, spans["video"]].all(dim=1).tolist() == (~present).tolist()
+    assert not mask[:, spans["audio"]].any()
+    assert no_mask is None and video_spans == {"video": slice(0, CONFIG.video_tokens)}
+    assert video_tokens.shape == (BATCH, CONFIG.video_tokens, CONFIG.dim)
+
+
 def test_changing_video_changes_the_prediction_for_fixed_audio():
     audio, video = _inputs()
     _, other_video = _inputs(seed=1)

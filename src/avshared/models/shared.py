@@ -49,8 +49,32 @@ class SharedEncoderClassifier(EmotionClassifier):
         video_present: Tensor | None = None,
     ) -> Tensor:
         """Inputs as in the class docstring; ``*_present`` (B,) bool flags, False = missing."""
+        tokens, mask, _ = self.encoder_inputs(
+            audio, video, audio_present=audio_present, video_present=video_present
+        )
+        return self.head(self.encoder(tokens, padding_mask=mask))
+
+    def encoder_inputs(
+        self,
+        audio: Tensor | None = None,
+        video: Tensor | None = None,
+        *,
+        audio_present: Tensor | None = None,
+        video_present: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None, dict[str, slice]]:
+        """What ``forward`` feeds the encoder: tokens (B, N, D), the key-padding mask (B, N) (True
+        = missing; None when every token is present) and, per given modality, the slice of token
+        positions it occupies (audio first, then video; [CLS] is not counted).
+
+        The analysis hook (``avshared.analysis``): attention maps and per-layer representations are
+        computed from exactly the tokens and mask a prediction sees.
+        """
         inputs, present = self._gather(audio, video, audio_present, video_present)
         tokens = [self.embeddings[m](x) for m, x in inputs.items()]
+        spans, start = {}, 0
+        for modality, t in zip(inputs, tokens, strict=True):
+            spans[modality] = slice(start, start + t.shape[1])
+            start += t.shape[1]
         mask = None
         if any(flag is not None for flag in present.values()):
             mask = torch.cat(
@@ -60,7 +84,7 @@ class SharedEncoderClassifier(EmotionClassifier):
                 ],
                 dim=1,
             )
-        return self.head(self.encoder(torch.cat(tokens, dim=1), padding_mask=mask))
+        return torch.cat(tokens, dim=1), mask, spans
 
 
 def _token_mask(present: Tensor | None, batch: int, tokens: int, device: torch.device) -> Tensor:
