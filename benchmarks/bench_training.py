@@ -515,9 +515,12 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per phase")
     parser.add_argument(
-        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
-        help="settings to compare (VARIANTS; the first is the reference)",
-    )  # fmt: skip
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        help="settings to compare (VARIANTS; the first is the reference; default: all, or with "
+        "--smoke the first)",
+    )
     parser.add_argument(
         "--presets", nargs="+", default=["default"], help="model presets (e.g. default gpu)"
     )
@@ -537,6 +540,7 @@ def main() -> None:
     if args.smoke:
         args.steps, args.warmup, args.profile_steps, args.repeats = 2, 1, 1, 1
         args.batch_size, args.peak_seconds, args.clips, args.epochs = 4, 0.02, 24, 1
+    args.variants = args.variants or list(VARIANTS)[: 1 if args.smoke else None]
     if args.scaling:
         if args.phases == list(PHASES):
             args.phases = ["audio"]
