@@ -36,6 +36,19 @@ def real_crema_d_metadata() -> Path:
     return REAL_METADATA
 
 
+@pytest.fixture(scope="session")
+def locked_versions() -> dict[str, str]:
+    """requirements.lock as {canonical name: version}: the tested environment."""
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (PROJECT_ROOT / "requirements.lock").read_text().splitlines():
+        name, _, pinned = line.split("#", 1)[0].strip().partition("==")
+        if pinned:
+            pins[canonicalize_name(name)] = pinned.split(";", 1)[0].strip()
+    return pins
+
+
 #: A `kedro run` of a test is stopped after this long: it catches hangs, not slowness (a loaded
 #: 2-core machine runs these far slower than an idle one).
 KEDRO_TIMEOUT_S = 1800

@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from skimage import data as skimage_data
@@ -18,9 +19,11 @@ from avshared.features.audio import LogMelConfig, LogMelExtractor, apply_spectro
 from avshared.features.video import FaceFramesConfig, extract_clip_face_frames
 from avshared.models import ModelConfig, build_model
 from avshared.prediction import (
+    TABLE_WIDTH,
     EmotionPredictor,
     MediaInput,
     find_media_inputs,
+    format_predictions,
     prepare_input,
     window_count,
 )
@@ -188,3 +191,33 @@ def test_single_modality_models_say_what_they_lack(recordings):
     assert video_only.loc[0, "problem"] == (
         "nothing to predict from: the model needs video; the file has no video"
     )
+
+
+def test_the_printed_table_keeps_its_columns_at_a_fixed_width():
+    """Six inputs as a user brings them (two MP4s, three WAVs, a broken upload), long paths and a
+    long problem: every line fits TABLE_WIDTH, so no output (log file, CI, notebook) wraps it."""
+    names = [
+        f"/home/someone/recordings/session_{i}/take_{i}.{ext}"
+        for i, ext in enumerate(["mp4", "mp4", "wav", "wav", "wav", "mp4"])
+    ]
+    probabilities = np.full((6, len(EMOTIONS)), 0.1)
+    probabilities[:, 2] = 0.5
+    probabilities[5] = np.nan
+    table = pd.DataFrame(probabilities, columns=[f"p_{e}" for e in EMOTIONS]).assign(
+        input=names,
+        predicted=[EMOTIONS[2]] * 5 + [""],
+        modalities=["audio+video"] * 2 + ["audio"] * 3 + [""],
+        flags=["", "", "audio-only file", "audio-only file", "audio-only file", ""],
+        problem=[""] * 5 + ["unreadable: the container has no stream that can be decoded " * 3],
+    )
+    text = format_predictions(table, demo=True, max_rows=5)
+    lines = text.splitlines()
+    assert lines[0].startswith("DEMO model") and "6 predictions, 1 with a problem" in lines[0]
+    assert max(map(len, lines)) <= TABLE_WIDTH
+    rows = lines[3:-1]
+    assert len(rows) == 5 and lines[-1] == "... and 1 more rows"
+    assert all(f"{EMOTIONS[2]:<9}" in row and " 0.500 " in row for row in rows)
+    assert rows[0].split()[0] == "..." + names[0][-31:] and rows[2].endswith("audio-only file")
+    broken = format_predictions(table, demo=False, max_rows=6).splitlines()[-1]
+    assert broken.startswith("...") and "unreadable: the container" in broken
+    assert len(broken) == TABLE_WIDTH and broken.endswith("...")

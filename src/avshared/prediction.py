@@ -370,19 +370,35 @@ class EmotionPredictor:
         return records
 
 
+#: The printed table's width: it is read in log files, CI output and notebooks as well as terminals.
+TABLE_WIDTH = 100
+
+
+def _fit(text: str, width: int, keep_end: bool = False) -> str:
+    """``text`` cut to ``width`` characters, marked with "..." where it was cut."""
+    if len(text) <= width:
+        return text.ljust(width)
+    return "..." + text[-(width - 3) :] if keep_end else text[: width - 3] + "..."
+
+
 def format_predictions(predictions: pd.DataFrame, demo: bool, max_rows: int = 20) -> str:
-    """A short text table of predictions for the log, titled DEMO when the model was trained on
-    generated data."""
-    shown = predictions.head(max_rows).assign(
-        input=lambda t: t["input"].map(lambda s: s if len(s) <= 40 else "..." + s[-37:]),
-        flags=lambda t: t["flags"].map(lambda s: s if len(s) <= 40 else s[:37] + "..."),
-        problem=lambda t: t["problem"].map(lambda s: s if len(s) <= 60 else s[:57] + "..."),
-        confidence=lambda t: t.filter(like="p_").max(axis=1).round(3),
-    )
-    columns = ["input", "predicted", "confidence", "modalities", "flags", "problem"]
-    table = shown[columns].to_string(index=False, na_rep="")
+    """A plain-text table of the first ``max_rows`` predictions, no line wider than
+    ``TABLE_WIDTH``, titled DEMO when the model was trained on generated data: input (its end),
+    predicted emotion, its probability, the modalities used and the flags or the problem."""
     title = "DEMO model (trained on generated data, not on CREMA-D): " if demo else ""
-    more = (
-        f"\n... and {len(predictions) - max_rows} more rows" if len(predictions) > max_rows else ""
-    )
-    return f"{title}{len(predictions)} predictions\n{table}{more}"
+    problems = int((predictions["problem"] != "").sum())
+    lines = [f"{title}{len(predictions)} predictions, {problems} with a problem"]
+    header = f"{'input':<34} {'predicted':<9} {'prob':>5} {'modalities':<11} note"
+    lines += [header, "-" * TABLE_WIDTH]
+    for row in predictions.head(max_rows).to_dict("records"):
+        confidence = max(value for key, value in row.items() if key.startswith("p_"))
+        note = row["problem"] or row["flags"]
+        line = (
+            f"{_fit(row['input'], 34, keep_end=True)} {_fit(row['predicted'], 9)} "
+            f"{'' if pd.isna(confidence) else f'{confidence:.3f}':>5} "
+            f"{_fit(row['modalities'], 11)} "
+        )
+        lines.append((line + _fit(note, TABLE_WIDTH - len(line))).rstrip())
+    if len(predictions) > max_rows:
+        lines.append(f"... and {len(predictions) - max_rows} more rows")
+    return "\n".join(lines)

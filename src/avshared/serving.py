@@ -5,19 +5,23 @@ file's ``bytes`` (base64) with an optional ``name`` whose extension says what it
 the predict pipeline's table. The model carries its preprocessing as artifacts: the phase's model
 specification (feature parameters, spectrogram statistics, frame sampling, window) and weights.
 
-``mlflow models serve -m models:/avshared-<phase>@candidate --env-manager local`` serves it from an
-environment where avshared is installed (``pip install -e .``). Every MLflow call of the media
-model is in this module.
+The model carries its code and its environment: the ``avshared`` package is logged with it
+(``code_paths``) and its requirements are the distributions the code imports and all of theirs,
+pinned at the installed versions, which are requirements.lock's (``tests/test_environment.py``).
+So ``mlflow models serve -m models:/avshared-<phase>@candidate`` builds its environment from the
+model's own files (``--env-manager local`` serves from the current one instead). Every MLflow call
+of the media model is in this module.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import io
 import json
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,10 @@ import pandas as pd
 import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+import avshared
 from avshared.prediction import EmotionPredictor, MediaInput, find_media_inputs
 
 logger = logging.getLogger(__name__)
@@ -37,15 +44,22 @@ ARTIFACT_NAME = "media_model"
 INPUT_COLUMNS = ("path", "bytes", "name")
 #: The file MLflow runs to build the model (models from code: nothing pickled).
 MODEL_CODE = Path(__file__).with_name("media_model_code.py")
-#: What the served model needs besides avshared itself (pinned as the project pins them).
-PIP_REQUIREMENTS = (
-    "torch==2.14.1",
-    "torchaudio==2.11.0",
-    "av>=18,<19",
-    "opencv-python-headless>=5.0,<6",
-    "soundfile>=0.13,<1",
-    "numpy>=2,<3",
-    "pandas>=2.2,<4",
+#: The package logged with the model, so that it loads where avshared is not installed.
+PACKAGE_DIR = Path(avshared.__file__).parent
+#: The distributions the served code imports (this module and what it imports; PyAV decodes
+#: containers on first use). tests/test_serving.py checks the list against a fresh interpreter.
+SERVED_DISTRIBUTIONS = (
+    "mlflow",
+    "torch",
+    "torchaudio",
+    "av",
+    "opencv-python-headless",
+    "soundfile",
+    "numpy",
+    "pandas",
+    "scipy",
+    "tqdm",
+    "kedro",
 )
 
 
@@ -135,6 +149,29 @@ def example_recording(seconds: float = 1.0, rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
+def pinned_requirements(names: Iterable[str] = SERVED_DISTRIBUTIONS) -> list[str]:
+    """``name==version`` for each of ``names`` and everything they require on this platform, at
+    the installed versions (the lock's, in an environment installed from requirements.lock)."""
+    pins: dict[str, str] = {}
+    pending = list(names)
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in pins:
+            continue
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError as err:
+            raise RuntimeError(
+                f"{name} is needed by the served model but not installed: "
+                "`pip install -c requirements.lock -e .`"
+            ) from err
+        pins[name] = distribution.version
+        for requirement in map(Requirement, distribution.requires or []):
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
 def log_and_register(
     spec: Mapping[str, Any],
     weights: Mapping[str, torch.Tensor],
@@ -158,7 +195,8 @@ def log_and_register(
                 artifacts={"model_spec": str(spec_path), "model_weights": str(weights_path)},
                 signature=signature(spec["emotions"]),
                 input_example=example,
-                pip_requirements=list(PIP_REQUIREMENTS),
+                code_paths=[str(PACKAGE_DIR)],
+                pip_requirements=pinned_requirements(),
                 registered_model_name=name,
                 tags={"data": spec["data_source"], "phase": spec["phase"]},
             )

@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 from importlib.resources import files
 
+import cv2
 import numpy as np
 import pytest
 
 from avshared.features import face_detector
 from avshared.features.face_detector import (
+    ENGINE_PREFERENCE,
     BlazeFace,
     box_iou,
     decode_boxes,
     ssd_anchors,
+    tflite_engine,
     weighted_nms,
 )
 
@@ -85,3 +88,55 @@ def test_the_model_input_is_the_letterboxed_frame_in_minus_one_to_one():
     # Input pixels map back to frame pixels: the picture's corners to the frame's.
     corners = np.array([0, 16, 128, 112]) * scale + offset
     np.testing.assert_allclose(corners, [0, 0, 480, 360])
+
+
+def test_the_engine_is_the_first_one_the_installed_opencv_offers(monkeypatch):
+    # OpenCV 5.0 offers ENGINE_CLASSIC (its default engine drops the scores); 5.1 removed it.
+    monkeypatch.setattr(cv2.dnn, "ENGINE_CLASSIC", 7, raising=False)
+    assert tflite_engine() == "ENGINE_CLASSIC"
+    monkeypatch.delattr(cv2.dnn, "ENGINE_CLASSIC")
+    monkeypatch.setattr(cv2.dnn, "ENGINE_OPENCV", 8, raising=False)
+    assert tflite_engine() == "ENGINE_OPENCV"
+    monkeypatch.delattr(cv2.dnn, "ENGINE_OPENCV")
+    with pytest.raises(RuntimeError, match=rf"OpenCV {cv2.__version__}.*requirements.lock"):
+        tflite_engine()
+
+
+def test_the_installed_opencv_runs_the_model_with_both_outputs():
+    detector = BlazeFace()
+    raw_scores, raw_boxes = detector._forward(np.zeros((1, 3, 128, 128), np.float32))
+    assert raw_scores.shape == (896,) and raw_boxes.shape == (896, 16)
+    assert detector.engine in ENGINE_PREFERENCE
+
+
+class _NetWithoutScores:
+    """What OpenCV 5.0's default engine gives for this graph: the boxes, not the scores."""
+
+    def setInput(self, blob):
+        self.blob = blob
+
+    def forward(self, names):
+        return [np.zeros((1, 896, 16), np.float32)]
+
+
+def test_an_opencv_that_returns_other_outputs_fails_at_once_with_a_message(monkeypatch):
+    monkeypatch.setattr(cv2.dnn, "readNetFromTFLite", lambda *args, **kwargs: _NetWithoutScores())
+    with pytest.raises(RuntimeError) as raised:
+        BlazeFace()
+    message = str(raised.value)
+    assert f"OpenCV {cv2.__version__}" in message
+    assert "classificators (1, 896, 1)" in message and "regressors (1, 896, 16)" in message
+    assert "face_detector=skin" in message
+
+
+def test_a_blazeface_configuration_fails_before_any_clip_on_such_an_opencv(monkeypatch):
+    from avshared.features.video import FaceFramesConfig
+
+    face_detector.blazeface.cache_clear()
+    monkeypatch.setattr(cv2.dnn, "readNetFromTFLite", lambda *args, **kwargs: _NetWithoutScores())
+    try:
+        with pytest.raises(RuntimeError, match=f"OpenCV {cv2.__version__}"):
+            FaceFramesConfig(face_detector="blazeface")
+        FaceFramesConfig(face_detector="skin")  # the colour rule needs no network
+    finally:
+        face_detector.blazeface.cache_clear()

@@ -16,6 +16,8 @@ from typing import Any
 from kedro.io.core import Version
 from kedro_mlflow.io.artifacts import MlflowArtifactDataset
 
+from avshared.kedro_mlflow_adapter import artifact_dataset
+
 
 class VersionedMlflowArtifactDataset(MlflowArtifactDataset):
     """``MlflowArtifactDataset`` whose inner dataset is versioned with the catalog's version.
@@ -39,19 +41,11 @@ class VersionedMlflowArtifactDataset(MlflowArtifactDataset):
         metadata: dict[str, Any] | None = None,
         version: Version | None = None,
     ):
-        inner = {"type": dataset} if isinstance(dataset, str) else dict(dataset)
-        if version is not None:
-            inner["versioned"] = True
-        instance = MlflowArtifactDataset.__new__(
-            MlflowArtifactDataset,
-            dataset=inner,
+        return artifact_dataset(
+            dataset,
+            version,
             run_id=run_id,
             artifact_path=artifact_path,
             credentials=credentials,
             metadata=metadata,
         )
-        if version is not None:
-            # The run's version, not one the inner dataset drew itself.
-            instance._version = version
-            instance._clear_version_cache()
-        return instance

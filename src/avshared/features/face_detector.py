@@ -30,6 +30,13 @@ MIN_SUPPRESSION_IOU = 0.3
 #: Raw scores are clipped before the sigmoid, as MediaPipe does (``score_clipping_thresh``).
 SCORE_CLIP = 100.0
 MODEL_FILE = "blazeface_short_range.tflite"
+#: OpenCV's TFLite engines that return both of this graph's outputs, best first: OpenCV 5.0's
+#: ``ENGINE_CLASSIC`` (its new engine, the default there, returns the boxes without the scores) and
+#: OpenCV 5.1's ``ENGINE_OPENCV`` (5.1 dropped the classic engine; its default resolves to this).
+ENGINE_PREFERENCE = ("ENGINE_CLASSIC", "ENGINE_OPENCV")
+#: The graph's outputs by name, with the shape each must have: the anchors' score logits, and
+#: their box offsets followed by six keypoints.
+OUTPUT_SHAPES = {"classificators": (1, 896, 1), "regressors": (1, 896, 16)}
 
 
 @dataclass(frozen=True)
@@ -119,12 +126,29 @@ class BlazeFace:
 
     def __init__(self, min_score: float = MIN_SCORE) -> None:
         model = files("avshared.features") / "models" / MODEL_FILE
-        # ENGINE_CLASSIC: with OpenCV 5's new engine (its default) this graph returns only the
-        # boxes, not the scores.
-        self.net = cv2.dnn.readNetFromTFLite(str(model), engine=cv2.dnn.ENGINE_CLASSIC)
-        self.output_names = self.net.getUnconnectedOutLayersNames()
+        self.engine = tflite_engine()
+        self.net = cv2.dnn.readNetFromTFLite(str(model), engine=getattr(cv2.dnn, self.engine))
+        self.output_names = tuple(OUTPUT_SHAPES)
         self.anchors = ssd_anchors()
         self.min_score = min_score
+        # One forward pass on a blank input now, so an OpenCV whose network differs fails here,
+        # at the first clip, with a message, rather than as an unpacking error deep in a worker.
+        self._forward(np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32))
+
+    def _forward(self, blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The raw ``(896,)`` score logits and ``(896, 16)`` box offsets of one input blob."""
+        self.net.setInput(blob)
+        try:
+            outputs = self.net.forward(list(self.output_names))
+        except cv2.error as err:
+            raise incompatible_opencv(self.engine, f"no outputs named {self.output_names}") from err
+        shapes = {
+            name: tuple(out.shape) for name, out in zip(self.output_names, outputs, strict=False)
+        }
+        if len(outputs) != len(OUTPUT_SHAPES) or shapes != OUTPUT_SHAPES:
+            raise incompatible_opencv(self.engine, f"outputs {shapes}")
+        raw_scores, raw_boxes = outputs
+        return raw_scores.reshape(-1), raw_boxes.reshape(len(self.anchors), -1)
 
     def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         """The frame letterboxed into the model's input: shrunk to fit 128 x 128 (aspect kept),
@@ -154,20 +178,30 @@ class BlazeFace:
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         """The faces in an RGB uint8 frame ``(H, W, 3)``, highest score first."""
         blob, (scale, offset) = self.model_input(frame)
-        self.net.setInput(blob)
-        outputs = self.net.forward(self.output_names)
-        # The outputs are the scores (last axis 1) and the boxes with keypoints (last axis 16).
-        raw_scores, raw_boxes = sorted(outputs, key=lambda output: output.shape[-1])
-        boxes, scores = decode_boxes(
-            raw_scores.reshape(-1),
-            raw_boxes.reshape(len(self.anchors), -1),
-            self.anchors,
-            self.min_score,
-        )
+        boxes, scores = decode_boxes(*self._forward(blob), self.anchors, self.min_score)
         return [
             Detection(tuple(float(v) for v in box * INPUT_SIZE * scale + offset), score)
             for box, score in weighted_nms(boxes.astype(np.float64), scores, MIN_SUPPRESSION_IOU)
         ]
+
+
+def tflite_engine() -> str:
+    """The name of the first engine of ``ENGINE_PREFERENCE`` that the installed OpenCV offers."""
+    for name in ENGINE_PREFERENCE:
+        if hasattr(cv2.dnn, name):
+            return name
+    raise incompatible_opencv(None, "none of the TFLite engines " + ", ".join(ENGINE_PREFERENCE))
+
+
+def incompatible_opencv(engine: str | None, found: str) -> RuntimeError:
+    """The error for an OpenCV whose DNN module runs BlazeFace differently from 5.0 and 5.1."""
+    expected = ", ".join(f"{name} {shape}" for name, shape in OUTPUT_SHAPES.items())
+    return RuntimeError(
+        f"BlazeFace on OpenCV {cv2.__version__} (engine {engine}): expected the outputs "
+        f"{expected}, found {found}. The project is tested with the OpenCV of its lock file: "
+        "`pip install -c requirements.lock -e .`, or run with "
+        "`--params=features.video.face_detector=skin` (the skin-colour rule) instead."
+    )
 
 
 @functools.cache

@@ -70,6 +70,10 @@ class FaceFramesConfig:
                 raise ValueError(f"{name} {value!r} unknown; use one of {allowed}")
         if self.num_frames < 1 or self.size < 1 or self.detection_frames < 1:
             raise ValueError("num_frames, size and detection_frames must be positive")
+        if self.face_detector == "blazeface":
+            # Loaded (once per process) where the configuration is made, so that an OpenCV that
+            # runs the model differently fails with its message before any clip or worker starts.
+            blazeface(self.min_face_score)
 
 
 def sample_frame_indices(frame_count: int, num_frames: int) -> list[int]:

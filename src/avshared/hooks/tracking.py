@@ -27,21 +27,16 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
-from kedro_mlflow.io.metrics import (
-    MlflowMetricDataset,
-    MlflowMetricHistoryDataset,
-    MlflowMetricsHistoryDataset,
-)
 from mlflow.entities import RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from avshared.kedro_mlflow_adapter import bind_to_run, logs_into_a_run
 from avshared.ranks import global_rank
 
 logger = logging.getLogger(__name__)
 
 #: The suffix of the catalog entries the hook provides: ``<phase>.mlflow_run``.
 RUN_SUFFIX = ".mlflow_run"
-METRIC_DATASETS = (MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset)
 
 
 class PhaseRunsHook:
@@ -75,10 +70,7 @@ class PhaseRunsHook:
             if phase + RUN_SUFFIX in pipeline.inputs():
                 catalog[phase + RUN_SUFFIX] = run
             for name in (n for n in tracked if n.startswith(phase + ".")):
-                if run:
-                    tracked[name].run_id = run["run_id"]
-                else:
-                    tracked[name]._logging_activated = False
+                bind_to_run(tracked[name], run["run_id"] if run else None)
 
     def _start(self, phase: str, parent: mlflow.ActiveRun) -> dict[str, str]:
         tags = {MLFLOW_PARENT_RUN_ID: parent.info.run_id, MLFLOW_RUN_NAME: phase}
@@ -105,9 +97,4 @@ def _tracked_outputs(pipeline: Pipeline, catalog: DataCatalog) -> dict[str, Any]
     """The pipeline's outputs that are kedro-mlflow datasets taking a ``run_id``: its metric
     datasets, and the classes its ``MlflowArtifactDataset`` makes around a dataset."""
     datasets = {name: catalog.get(name) for name in pipeline.all_outputs()}
-    return {
-        name: dataset
-        for name, dataset in datasets.items()
-        if isinstance(dataset, METRIC_DATASETS)
-        or (type(dataset).__name__.startswith("Mlflow") and "run_id" in vars(dataset))
-    }
+    return {name: dataset for name, dataset in datasets.items() if logs_into_a_run(dataset)}

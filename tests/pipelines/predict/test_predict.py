@@ -21,7 +21,7 @@ import pytest
 
 from avshared import media
 from avshared.crema_d import EMOTIONS
-from avshared.prediction import window_count
+from avshared.prediction import TABLE_WIDTH, window_count
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +126,13 @@ def test_bad_files_get_a_reason_and_the_run_goes_on(prediction_run, recordings, 
     assert (bad[PROBABILITIES] == "").all().all() and (bad["predicted"] == "").all()
     assert (table.loc[table["problem"] == "", "predicted"].isin(EMOTIONS)).all()
     assert "DEMO model (trained on generated data" in log
+    # The printed table: its header, and its rows each on one line of at most TABLE_WIDTH.
+    lines = log.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("input ")) + 2
+    assert lines[header - 1] == "-" * TABLE_WIDTH
+    rows = lines[header : header + min(len(table), 20)]
+    assert all(len(row) <= TABLE_WIDTH for row in rows)
+    assert sum(row.split()[1] in EMOTIONS for row in rows) >= len(rows) - len(bad)
     # The run wrote its table and its MLflow records, nothing else, and left the inputs alone.
     new = _files(trained_project.path) - project_before
     assert {p.parts[:3] for p in new} == {("data", "07_model_output", "predictions.csv")}
@@ -255,3 +262,49 @@ def test_mlflow_models_predict_reads_media_paths(trained_project, recordings, tm
     rows = json.loads(output.read_text())["predictions"]
     assert len(rows) == 1 and rows[0]["modalities"] == "audio+video"
     assert rows[0]["predicted"] in EMOTIONS
+
+
+LOAD_WITHOUT_SRC = """
+import json, sys
+src = sys.argv[1]
+sys.path[:] = [p for p in sys.path if not p.startswith(src)]
+import mlflow
+model = mlflow.pyfunc.load_model(sys.argv[2])
+import avshared
+assert not avshared.__file__.startswith(src), avshared.__file__
+import pandas as pd
+table = model.predict(pd.DataFrame({"path": [sys.argv[3]]}))
+print(json.dumps({"avshared": avshared.__file__, "row": table.iloc[0].to_dict()}))
+"""
+
+
+def test_the_registered_model_carries_its_code_and_the_locked_requirements(
+    trained_project, prediction_run, recordings, cli, locked_versions
+):
+    """It loads and predicts in a process whose path lacks the project's src/: the avshared it
+    runs is the copy logged with the model. Its requirements are the lock's pins."""
+    source = str(Path(__file__).resolve().parents[3] / "src")
+    video = recordings / "phone_video.mp4"
+    answer = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_SRC, source, MODEL_URI, str(video)],
+        check=False,
+        env=_mlflow_env(trained_project, cli),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    loaded = json.loads(answer.stdout.strip().splitlines()[-1])
+    assert "/code/avshared/" in loaded["avshared"]
+    table, _, _ = prediction_run
+    assert [loaded["row"][p] for p in PROBABILITIES] == pytest.approx(
+        table.loc[str(video), PROBABILITIES].astype(float).tolist(), abs=1e-5
+    )
+    import mlflow
+
+    mlflow.set_tracking_uri(trained_project.tracking_uri)
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{MODEL_URI}/requirements.txt"))
+    pins = dict(line.split("==") for line in requirements.read_text().splitlines() if "==" in line)
+    assert pins["torch"] == locked_versions["torch"]
+    assert pins["opencv-python-headless"] == locked_versions["opencv-python-headless"]
+    assert all(locked_versions.get(name) == version for name, version in pins.items())

@@ -39,7 +39,7 @@ def predict_emotions(
 ) -> pd.DataFrame:
     """Emotion probabilities of every recording with the chosen model, one row per input:
     input, p_<emotion>, predicted, modalities, windows, flags, problem, phase, mlflow_run_id,
-    data (demo | crema-d), model (where the model came from). Logs a short table of them."""
+    data (demo | crema-d), model (where the model came from). Prints a short table of them."""
     spec = prediction_model["spec"]
     predictor = EmotionPredictor(
         spec,
@@ -70,5 +70,9 @@ def predict_emotions(
             for stage, seconds in predictor.cpu_seconds.items()
         ),
     )
-    logger.info("%s", format_predictions(predictions, spec["demo"], options["rows_shown"]))
+    # Printed, not logged: the log handler wraps long lines to the width of whatever shows them.
+    print(format_predictions(predictions, spec["demo"], options["rows_shown"]), flush=True)
+    logger.info(
+        "The full table: the catalog's `predictions` (data/07_model_output/predictions.csv)"
+    )
     return predictions
