@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = PROJECT_ROOT / "benchmarks"
@@ -21,7 +22,7 @@ BENCHMARKS = PROJECT_ROOT / "benchmarks"
 HANG_S = 1200
 #: A corpus of 2 actors x 1 sentence (12 clips), with one of the corpus's faulty clips
 #: (1003_DFA_HAP_XX, an unreadable video).
-TINY_CORPUS_PARAMS = "demo_data.actors=[1001,1003],demo_data.sentences=[DFA],demo_data.workers=1"
+TINY_CORPUS = {"actors": [1001, 1003], "sentences": ["DFA"], "workers": 1}
 
 
 def run_benchmark(script: str, *args: str, cwd: Path) -> str:
@@ -50,7 +51,10 @@ def run_benchmark(script: str, *args: str, cwd: Path) -> str:
 def tiny_corpus(tmp_path_factory, scratch_project, cli) -> Path:
     """A 12-clip demo corpus, written by `kedro run --pipelines=demo_data`."""
     project = scratch_project(tmp_path_factory.mktemp("bench_corpus"))
-    cli.run(project, "--pipelines=demo_data", f"--params={TINY_CORPUS_PARAMS}")
+    (project / "conf" / "local" / "parameters_tiny.yml").write_text(
+        yaml.safe_dump({"demo_data": TINY_CORPUS})
+    )
+    cli.run(project, "--pipelines=demo_data")
     return project / "data" / "01_raw" / "crema_d_demo"
 
 
