@@ -75,7 +75,24 @@ BASELINE_PHASE, SHARED_PHASE = "baseline", "bimodal"
 VARIANTS: dict[str, dict[str, Any]] = {
     "configured": {},
     # The step as it was before issue 23: fp32 on a CPU, torch's default (for-loop) AdamW.
-    "fp32, for-loop AdamW": {"trainer": {"precision": "32-true"}},
+    "fp32, for-loop AdamW": {
+        "trainer": {"precision": "32-true"},
+        "optimiser": {"implementation": "for-loop"},
+    },
+    "fp32, foreach AdamW": {
+        "trainer": {"precision": "32-true"},
+        "optimiser": {"implementation": "foreach"},
+    },
+    "fp32, fused AdamW": {
+        "trainer": {"precision": "32-true"},
+        "optimiser": {"implementation": "fused"},
+    },
+    # Autocast to bfloat16 (Lightning's bf16-mixed): fast only where the CPU has bf16 instructions.
+    # (AdamW foreach: Lightning's mixed precision cannot clip a fused optimiser's gradients.)
+    "bf16-mixed, foreach AdamW": {
+        "trainer": {"precision": "bf16-mixed"},
+        "optimiser": {"implementation": "foreach"},
+    },
 }
 HEADERS = [
     "phase",
