@@ -61,12 +61,35 @@ def _train(implementation: str, precision: str = "32-true") -> dict[str, torch.T
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def test_every_adamw_implementation_trains_to_the_same_weights():
+def _key_bias(name: str, value: torch.Tensor) -> slice | None:
+    """The key part of an attention layer's input-projection bias: softmax ignores a constant
+    added to every key's score, so its gradient is zero but for rounding, which Adam's
+    normalisation blows up to full steps that differ from one rounding to the next. It does not
+    change any output."""
+    if name.endswith("self_attn.in_proj_bias"):
+        dim = value.numel() // 3
+        return slice(dim, 2 * dim)
+    return None
+
+
+def test_every_adamw_implementation_trains_to_the_same_model():
     reference = _train("for-loop")
     for implementation in ("fused", "foreach"):
         weights = _train(implementation)
         for name, value in reference.items():
-            torch.testing.assert_close(weights[name], value, atol=1e-5, rtol=1e-5, msg=name)
+            mine = weights[name].clone()
+            key = _key_bias(name, value)
+            if key is not None:
+                mine[key] = value[key]
+            torch.testing.assert_close(mine, value, atol=1e-5, rtol=1e-5, msg=name)
+        # The key biases differ, and change nothing: the same outputs.
+        model = build_model("shared", ["audio", "video"], ModelConfig.preset("tiny"))
+        batch = _batches(1)[0]
+        outputs = []
+        for state in (reference, weights):
+            model.load_state_dict(state)
+            outputs.append(model.eval()(audio=batch["audio"], video=batch["video"]))
+        torch.testing.assert_close(outputs[1], outputs[0], atol=1e-5, rtol=1e-5)
 
 
 def test_fused_falls_back_to_foreach_under_mixed_precision():
@@ -76,6 +99,6 @@ def test_fused_falls_back_to_foreach_under_mixed_precision():
 
 def test_an_unknown_implementation_is_refused():
     model = build_model("shared", ["video"], ModelConfig.preset("tiny"))
-    with pytest.raises(ValueError, match="optimiser.implementation 'adam'"):
+    with pytest.raises(ValueError, match=r"optimiser\.implementation 'adam'"):
         EmotionClassifierModule(model, ["video"], implementation="adam")
     assert ADAMW_IMPLEMENTATIONS == ("fused", "foreach", "for-loop")
