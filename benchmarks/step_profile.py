@@ -10,11 +10,12 @@ profile of the step by operator group. Used by bench_training.py (inside its mea
   step can at most reach on this machine, measured in the same run as the step, so under the same
   load.
 - ``StepProfile``: ``torch.profiler`` over some steps, every event's self time attributed to one
-  operator group: the innermost labelled module (attention, MLP, patch embedding, norm, head, the
-  rest of the model), the loss and metrics (the rest of ``training_step``), the optimiser and
-  gradient clipping (``Optimizer.step``/``zero_grad`` outside the closure), and the rest (Lightning,
-  batch transfer). A backward operation belongs to the group of the forward operation that created
-  it (the autograd sequence number links the two).
+  operator group: the innermost labelled module (attention, split into the attention itself,
+  ``scaled_dot_product_attention``, and its input and output projections; MLP; patch embedding;
+  norm; head; the rest of the model), the loss and metrics (the rest of ``training_step``), the
+  optimiser and gradient clipping (``Optimizer.step``/``zero_grad`` outside the closure), and the
+  rest (Lightning, batch transfer). A backward operation belongs to the group of the forward
+  operation that created it (the autograd sequence number links the two).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from torch import nn
 GROUP_PREFIX = "group::"
 #: The operator groups, in table order.
 GROUPS = (
-    "attention",
+    "attention (SDPA)",
+    "attention projections",
     "MLP",
     "patch embedding",
     "norm",
@@ -42,6 +44,8 @@ GROUPS = (
     "other",
 )
 MODEL_OTHER = "model, other"
+#: Within MultiheadAttention: the attention itself (scores, softmax, weighted sum) and the rest.
+ATTENTION, SDPA, PROJECTIONS = "attention", "attention (SDPA)", "attention projections"
 LOSS = "loss & metrics"
 OPTIMISER = "optimiser & grad clipping"
 OTHER = "other"
@@ -224,6 +228,8 @@ def group_times(events: Any, steps: int, device: bool = False) -> dict[str, dict
                 break
             if ancestor.name.startswith(GROUP_PREFIX):
                 group = ancestor.name.removeprefix(GROUP_PREFIX)
+                if group == ATTENTION:
+                    group = _attention_part(list(_ancestors(event)))
                 break
             if ancestor.name.startswith("Optimizer."):
                 group = OPTIMISER
@@ -236,10 +242,21 @@ def group_times(events: Any, steps: int, device: bool = False) -> dict[str, dict
     }
 
 
+def _attention_part(chain: list[Any]) -> str:
+    """SDPA when an event of ``chain`` (up to the attention module's label) is attention's own."""
+    for event in chain:
+        if "scaled_dot_product" in event.name:
+            return SDPA
+        if event.name.startswith(GROUP_PREFIX):
+            break
+    return PROJECTIONS
+
+
 def _forward_group(chain: list[Any]) -> str:
     for event in chain:
         if event.name.startswith(GROUP_PREFIX):
-            return event.name.removeprefix(GROUP_PREFIX)
+            group = event.name.removeprefix(GROUP_PREFIX)
+            return _attention_part(chain) if group == ATTENTION else group
         if event.name.startswith("Optimizer."):
             return OPTIMISER
     return OTHER

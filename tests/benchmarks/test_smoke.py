@@ -71,7 +71,8 @@ def test_bench_training_smoke(tmp_path):
         assert result["matmul_peak_flop_per_s"] > 0, key
         assert result["share_of_peak"] > 0, key
         groups = result["profile_ms_per_step"]
-        for group in ("attention", "MLP", "norm", "optimiser & grad clipping"):
+        for group in ("attention (SDPA)", "attention projections", "MLP", "norm",
+                      "optimiser & grad clipping"):  # fmt: skip
             assert groups[group]["total"] > 0, (key, group)
         assert groups["patch embedding"]["forward"] > 0, key
     assert "ms per step by operator group" in output
