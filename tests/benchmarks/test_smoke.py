@@ -79,6 +79,13 @@ def test_bench_training_smoke(tmp_path):
     assert "shared/separate" in output
 
 
+def test_bench_optimiser_smoke(tmp_path):
+    run_benchmark("bench_optimiser.py", "--smoke", "--json", str(tmp_path / "r.json"), cwd=tmp_path)
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert set(results) == {"for-loop", "foreach", "fused"}
+    assert all(r["median_s"] > 0 and r["best_s"] > 0 for r in results.values())
+
+
 def test_bench_demo_data_smoke(tmp_path):
     run_benchmark(
         "bench_demo_data.py", "--smoke", "--workdir", str(tmp_path), "--json",
