@@ -85,7 +85,9 @@ def first_run(folder: Path, params: str, local: dict | None) -> dict[str, Any]:
     """One fresh project, the two commands: their measurements and the bimodal run's nodes."""
     project = scratch_project(folder)
     for name, values in (local or {}).items():
-        (project / "conf" / "local" / f"parameters_{name}.yml").write_text(yaml.safe_dump(values))
+        (project / "conf" / "local" / f"parameters_{name}.yml").write_text(
+            yaml.safe_dump({name: values})
+        )
     measured = {}
     for name, pipeline in COMMANDS.items():
         command = [sys.executable, "-m", "kedro", "run", pipeline]
