@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 from measure import (
     Measurement,
@@ -42,6 +43,8 @@ from measure import (
     value_range,
     write_json,
 )
+
+from avshared import crema_d
 
 TARGET_S = 180.0
 COMMANDS = {"demo_data": "--pipelines=demo_data", "bimodal": "--pipelines=bimodal"}
@@ -97,7 +100,8 @@ def first_run(folder: Path, params: str, local: dict | None) -> dict[str, Any]:
         # A wide console keeps each log line on one line.
         measured[name] = run_measured(command, cwd=project, log_path=log, env={"COLUMNS": "300"})
     nodes = node_seconds((folder / "bimodal.log").read_text())
-    return {"measurements": measured, "nodes": nodes}
+    corpus = project / "data" / "01_raw" / "crema_d_demo" / crema_d.SENTENCE_FILENAMES_FILE
+    return {"measurements": measured, "nodes": nodes, "clips": len(pd.read_csv(corpus))}
 
 
 def main() -> None:
@@ -153,6 +157,7 @@ def main() -> None:
     print(f"\nbimodal run: median {bimodal:.0f} s, which {verdict} the target of {TARGET_S:.0f} s")
     print("\nLongest nodes of the last bimodal run (s, from the log's timestamps):")
     print(markdown_table(["node", "s"], [[name, seconds] for name, seconds in slowest]))
+    print(f"\nDEMO corpus of {runs[-1]['clips']} clips")
     write_json(
         args.json,
         {

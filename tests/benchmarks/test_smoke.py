@@ -155,5 +155,6 @@ def test_bench_first_run_smoke(tmp_path):
     assert report["results"]["bimodal"]["wall_s"] > 0
     assert report["results"]["demo_data"]["wall_s"] > 0
     (run,) = report["runs"]
+    assert run["clips"] <= 48  # the smoke corpus: 8 actors x 6 clips of one sentence
     assert run["nodes"]["bimodal.train_model"] > 0
     assert "Longest nodes" in output
