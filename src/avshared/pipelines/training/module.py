@@ -140,7 +140,7 @@ class EmotionClassifierModule(L.LightningModule):
     def _adamw_implementation(self) -> dict[str, bool]:
         """AdamW's keyword for ``implementation``: the same update, computed per tensor
         (``for-loop``, torch's default on a CPU), over lists of tensors (``foreach``) or in one
-        kernel per parameter group (``fused``, the fastest: benchmarks/bench_training.py). Under a
+        kernel per parameter group (``fused``, the fastest: benchmarks/bench_optimiser.py). Under a
         mixed precision fused falls back to foreach: Lightning's mixed-precision plugin refuses to
         clip the gradients of an optimiser that could unscale them itself."""
         implementation = self.implementation
