@@ -172,6 +172,7 @@ def main() -> None:
                 {
                     "measurements": {k: vars(m) for k, m in run["measurements"].items()},
                     "nodes": run["nodes"],
+                    "clips": run["clips"],
                 }
                 for run in runs
             ],
