@@ -158,3 +158,14 @@ def test_bench_first_run_smoke(tmp_path):
     assert run["clips"] <= 48  # the smoke corpus: 8 actors x 6 clips of one sentence
     assert run["nodes"]["bimodal.train_model"] > 0
     assert "Longest nodes" in output
+
+
+@pytest.mark.slow
+def test_bench_training_scaling_smoke(tmp_path):
+    run_benchmark(
+        "bench_training.py", "--scaling", "--smoke", "--json", str(tmp_path / "r.json"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert {"audio/1 process x 2 threads", "audio/2 DDP processes x 1 thread"} <= set(results)
+    assert all(r["samples_per_s"] > 0 and r["loader_samples_per_s"] > 0 for r in results.values())
