@@ -2,6 +2,7 @@
 
     python benchmarks/bench_demo_data.py [--repeats 3] [--workers 1 2] [--workdir DIR] [--json PATH]
     python benchmarks/bench_demo_data.py --full --root /tmp/crema_d_full [--json PATH]
+    python benchmarks/bench_demo_data.py --smoke [--root PATH]
 
 Comparison (the default): each worker count (the first is the baseline) generates the configured
 demo corpus (conf/base/parameters_demo_data.yml, 800 clips less CREMA-D's absent ones) into a fresh
@@ -18,6 +19,8 @@ demo_data.sentences=all: CREMA-D's 7,442 clips). --params adds Kedro parameters 
 
 An untimed run of a 6-clip corpus comes first, so that every timed run finds the scratch MLflow
 store created and the bytecode compiled. The corpus is generated data: its figures are DEMO results.
+--smoke: one run of a 6-clip corpus (one actor, one sentence) with 1 worker and no warm-up, in
+seconds: the suite's check that the benchmark still runs (tests/benchmarks/test_smoke.py).
 """
 
 from __future__ import annotations
@@ -104,7 +107,15 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, help="where scratch folders go (default: /tmp)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--smoke", action="store_true", help="one run of a 6-clip corpus, 1 worker, no warm-up"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        if args.full:
+            parser.error("--smoke generates a 6-clip corpus; it does not go with --full")
+        args.repeats, args.workers = 1, args.workers or [1]
+        args.params = ",".join(p for p in (WARM_UP_PARAMS, args.params) if p)
     if args.full and args.root is None:
         parser.error("--full needs --root PATH: the folder that keeps the full-size corpus")
     configured_workers = int(yaml.safe_load(PARAMETERS.read_text())["demo_data"]["workers"])
@@ -122,8 +133,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_demo_data_", dir=args.workdir) as scratch:
         folder = Path(scratch)
         project = scratch_project(folder)
-        generate(project, folder / "warm_up_root", workers[0], WARM_UP_PARAMS, folder / "warm.log")
-        shutil.rmtree(folder / "warm_up_root")
+        if not args.smoke:
+            warm_up = folder / "warm_up_root"
+            generate(project, warm_up, workers[0], WARM_UP_PARAMS, folder / "warm.log")
+            shutil.rmtree(warm_up)
 
         runs: dict[int, list[Measurement]] = {count: [] for count in workers}
         clips: dict[int, int] = {}

@@ -1,6 +1,6 @@
 """Benchmark the ingestion pipeline: whole `kedro run`s on a CREMA-D root, 1 worker vs the pool.
 
-    python benchmarks/bench_ingestion.py ROOT [--repeats 3] [--workers 1 4] [--cold]
+    python benchmarks/bench_ingestion.py ROOT [--repeats 3] [--workers 1 4] [--cold] [--smoke]
 
 Each configuration runs `python -m kedro run --pipelines=ingestion --params=crema_d_root=ROOT,
 ingestion.workers=N` in a scratch copy of the project's settings (so the project's data/ is never
@@ -9,7 +9,8 @@ present clips, usable or not) and the peak RSS of the run's process. A second ta
 working nodes in this process (no Kedro start-up), which is where the worker count matters. An
 untimed run first warms the page cache, so every configuration reads the media from memory alike;
 with --cold the root's media are evicted from the page cache before every run instead, as on a first
-ingestion of a freshly copied corpus.
+ingestion of a freshly copied corpus. --smoke: one run with 1 worker and no warm-up, the suite's
+check that the benchmark still runs (tests/benchmarks/test_smoke.py).
 """
 
 from __future__ import annotations
@@ -106,14 +107,20 @@ def main() -> None:
     parser.add_argument(
         "--cold", action="store_true", help="evict the media from the page cache before each run"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="one run, 1 worker, no warm-up: does it still run"
+    )
     args = parser.parse_args()
     root = args.root.resolve()
     params = yaml.safe_load(PARAMETERS.read_text())["ingestion"]
     workers = args.workers or sorted({1, params["workers"]})
+    if args.smoke:
+        args.repeats, workers = 1, args.workers or [1]
 
     with tempfile.TemporaryDirectory(prefix="bench_ingestion_") as folder:
         project = scratch_project(Path(folder))
-        run_once(project, root, workers[-1], cold=False)  # warm-up: page cache, bytecode
+        if not args.smoke:
+            run_once(project, root, workers[-1], cold=False)  # warm-up: page cache, bytecode
         cache = "cold" if args.cold else "warm"
         print(f"root {root}, {os.cpu_count()} CPUs, {cache} page cache, {args.repeats} runs each")
         print(f"{'workers':>7} {'wall s':>8} {'clips':>6} {'clips/s':>8} {'peak RSS MiB':>13}")

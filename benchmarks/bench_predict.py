@@ -2,7 +2,7 @@
 model together, and the share of time in each.
 
     python benchmarks/bench_predict.py [--clips 120] [--repeats 3] [--workers 2 0]
-        [--preset default] [--workdir DIR] [--json PATH]
+        [--preset default] [--workdir DIR] [--json PATH] [--smoke]
 
 Every measurement is a whole process: `kedro run --pipelines=predict` in a scratch copy of the
 project (never the project's data/ or MLflow store), as a user runs it. Per configuration (the
@@ -26,7 +26,8 @@ random weights (speed does not depend on the weights) saved where training saves
 specification from conf/base/parameters_features.yml; one warm-up run so that every run finds the
 files in the page cache. Configurations run round-robin, --repeats times; the table gives medians
 and memory peaks (benchmarks/measure.py). The issue's target: at least 20 clips/s with the default
-preset on 2 cores.
+preset on 2 cores. --smoke: 3 clips of a 6-clip corpus, the first worker count, one run, no
+warm-up: the suite's check that the benchmark still runs (tests/benchmarks/test_smoke.py).
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ CLIP_SECONDS = 2.5
 STAGE_LINE = re.compile(r"(\w+) ([\d.]+) s \(\d+%\)")
 
 
-def _demo_corpus(project: Path) -> Path:
+def _demo_corpus(project: Path, smoke: bool = False) -> Path:
     demo = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_demo_data.yml").read_text())
     demo["demo_data"] |= {"actors": list(range(1001, 1009)), "sentences": ["IEO", "DFA"]}
+    if smoke:
+        demo["demo_data"] |= {"actors": [1001], "sentences": ["DFA"], "workers": 1}
     (project / "conf/local/parameters_demo_data.yml").write_text(yaml.safe_dump(demo))
     run_measured(
         [sys.executable, "-m", "kedro", "run", "--pipelines=demo_data"],
@@ -161,12 +164,25 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--smoke", action="store_true", help="3 clips of a 6-clip corpus, one run, no warm-up"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.clips, args.repeats, args.workers = 3, 1, args.workers[:1]
 
     facts = environment()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    if args.workdir is None:
+        with tempfile.TemporaryDirectory(prefix="bench_predict_") as scratch:
+            measure(args, facts, Path(scratch))
+    else:
+        measure(args, facts, args.workdir)
+
+
+def measure(args: argparse.Namespace, facts: dict, workdir: Path) -> None:
+    """The benchmark, its scratch files in ``workdir``."""
     project = scratch_project(workdir)
-    root = _demo_corpus(project)
+    root = _demo_corpus(project, args.smoke)
     clips, one = workdir / "clips", workdir / "one_clip"
     count = _write_clips(root, clips, args.clips)
     _write_clips(root, one, 1)
@@ -178,7 +194,8 @@ def main() -> None:
         # A wide console keeps the stage line on one line of the log.
         return run_measured(command, cwd=project, log_path=log, env={"COLUMNS": "400"})
 
-    kedro(clips, args.workers[0], workdir / "warm_up.log")
+    if not args.smoke:
+        kedro(clips, args.workers[0], workdir / "warm_up.log")
     runs: dict[tuple[int, str], list] = {}
     stages: dict[int, list[dict[str, float]]] = {}
     for repeat in range(args.repeats):

@@ -1,6 +1,6 @@
 """How often each face finder finds the drawn face of a generated demo corpus (DEMO DATA).
 
-    python benchmarks/demo_face_finding.py ROOT [--json PATH]
+    python benchmarks/demo_face_finding.py ROOT [--limit N] [--json PATH] [--smoke]
 
 ROOT is a corpus written by `kedro run --pipelines=demo_data` with the project's
 conf/base/parameters_demo_data.yml (any actors and sentences). For every readable video it samples
@@ -11,7 +11,8 @@ it by a few pixels). The table gives, per finder and per kind of backdrop (cool,
 skin-coloured), the share of clips where it found a face, the share where that face overlaps the
 drawn one with IoU >= 0.5, the median IoU, and the CPU time that finding the face took per clip
 (one process, one OpenCV thread; decoding left out; CPU time, so that other jobs on the machine
-inflate it far less than wall time).
+inflate it far less than wall time). --smoke: the first 6 clips, the suite's check that the script
+still runs (tests/benchmarks/test_smoke.py).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def true_face_boxes(actors: pd.DataFrame) -> dict[int, np.ndarray]:
     return boxes
 
 
-def measure(root: Path) -> pd.DataFrame:
+def measure(root: Path, limit: int | None = None) -> pd.DataFrame:
     demo = yaml.safe_load((CONF / "parameters_demo_data.yml").read_text())["demo_data"]
     features = yaml.safe_load((CONF / "parameters_features.yml").read_text())["features"]
     actors = plan_actors({**demo, "actors": "all"})
@@ -62,7 +63,7 @@ def measure(root: Path) -> pd.DataFrame:
         for finder in FINDERS
     }
     rows = []
-    for path in sorted((root / "VideoFlash").glob("*.flv")):
+    for path in sorted((root / "VideoFlash").glob("*.flv"))[:limit]:
         actor = int(re.match(r"(\d+)_", path.name).group(1))
         try:
             frames, _, _ = video.read_sampled_frames(str(path), configs["skin"].num_frames)
@@ -104,9 +105,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="a generated demo corpus")
     parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
+    parser.add_argument("--limit", type=int, help="only the first N clips (default: all)")
+    parser.add_argument("--smoke", action="store_true", help="the first 6 clips: does it run")
     args = parser.parse_args()
+    if args.smoke:
+        args.limit = 6
     cv2.setNumThreads(1)  # as in the features pipeline's workers
-    summary = summarise(measure(args.root.resolve()))
+    summary = summarise(measure(args.root.resolve(), args.limit))
     headers = ["finder", "backdrop", "clips", "face found", f"IoU >= {MIN_IOU}", "median IoU",
                "CPU ms per clip"]  # fmt: skip
     rows = [
