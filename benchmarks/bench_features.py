@@ -68,7 +68,7 @@ from measure import (
 )
 
 from avshared import crema_d
-from avshared.datasets.feature_store import FeatureStore
+from avshared.features.store import FeatureStore
 from avshared.pipelines.ingestion.nodes import check_root, list_clips, probe_clips, validate_clips
 
 CONF = PROJECT_ROOT / "conf" / "base"
@@ -110,8 +110,8 @@ def naive_log_mels(jobs: list[tuple[str, str]], params: dict[str, Any]) -> Itera
     """One clip at a time: the whole WAV, then the same log-mel computation as the pipeline."""
     import soundfile as sf
 
-    from avshared.datasets.feature_store import FeatureIssue, FeatureItem
     from avshared.features.audio import LogMelConfig, LogMelExtractor
+    from avshared.features.store import FeatureIssue, FeatureItem
 
     extractor = LogMelExtractor(LogMelConfig(**params))
     for clip_id, path in jobs:
@@ -131,8 +131,8 @@ def naive_face_frames(jobs: list[tuple[str, str]], params: dict[str, Any]) -> It
     pipeline does (avshared.features.video.face_frames_item)."""
     import cv2
 
-    from avshared.datasets.feature_store import FeatureIssue, FeatureItem
     from avshared.features import video
+    from avshared.features.store import FeatureIssue, FeatureItem
 
     config = video.FaceFramesConfig(**params)
     for clip_id, path in jobs:
@@ -154,7 +154,7 @@ def naive_face_frames(jobs: list[tuple[str, str]], params: dict[str, Any]) -> It
 
 def run_child(spec: dict[str, Any]) -> None:
     """Extract the spec's modalities of the manifest's clips into stores; write what it did."""
-    from avshared.datasets.feature_store import FeatureStoreDataset
+    from avshared.features.store import FeatureStoreDataset
     from avshared.pipelines.features.nodes import extract_face_frames, extract_log_mel_spectrograms
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -11,7 +11,7 @@ Each repetition of each phase is a whole process (`python benchmarks/bench_train
 SPEC`) that builds the phase's model as the training pipeline does: avshared.models.build_model
 with ModelConfig.preset(<preset>) and the phase's overrides of conf/base/parameters_training.yml
 (training.defaults merged with training.phases.<phase>, by the pipeline's own
-resolve_phase_config), wrapped in avshared.pipelines.training.module.EmotionClassifierModule (loss,
+phase_config), wrapped in avshared.training.module.EmotionClassifierModule (loss,
 AdamW, warm-up and cosine schedule), and trains it with a Lightning Trainer set up as train_model
 sets it up on a CPU (32-bit, gradient clipping, deterministic mode, one device), on random inputs
 at the default feature shapes (audio (1, 64, 300) float32, video (8, 3, 112, 112) uint8) and batch
@@ -81,13 +81,13 @@ def run_child(spec: dict[str, Any]) -> None:
 
     from avshared.crema_d import EMOTIONS
     from avshared.models import ModelConfig, build_model, count_parameters
-    from avshared.pipelines.training.module import EmotionClassifierModule
-    from avshared.pipelines.training.nodes import resolve_phase_config
+    from avshared.training.module import EmotionClassifierModule
+    from avshared.training.phase import phase_config
 
     training = yaml.safe_load(PARAMETERS.read_text())["training"]
     phase = spec["phase"]
     # No corpus is read: the root only decides the demo/crema-d label, which is not used here.
-    config = resolve_phase_config(
+    config = phase_config(
         training["defaults"], training["phases"][phase], spec["scratch"], phase=phase
     )
     model_fields = {k: v for k, v in config["model"].items() if k not in ("kind", "preset")}
@@ -185,11 +185,11 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
     import torch
 
     from avshared.crema_d import EMOTIONS
-    from avshared.datasets.feature_store import FeatureStore, write_feature_store
     from avshared.features.audio import spectrogram_stats
+    from avshared.features.store import FeatureStore, write_feature_store
     from avshared.pipelines.training import PHASE_MODALITIES
-    from avshared.pipelines.training.data import ClipDataModule
-    from avshared.pipelines.training.nodes import resolve_phase_config, train_model
+    from avshared.training.data import ClipDataModule
+    from avshared.training.phase import phase_config, train_model
 
     torch.set_num_threads(spec["threads"])
     folder, rng = Path(spec["scratch"]), np.random.default_rng(0)
@@ -224,7 +224,7 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
     }
     defaults["data"] |= {"batch_size": spec["batch_size"], "num_workers": 0}
     defaults["checkpoint_dir"] = str(folder / "checkpoints")
-    config = resolve_phase_config(
+    config = phase_config(
         defaults,
         training["phases"][spec["phase"]],
         spec["scratch"],
@@ -235,7 +235,7 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
         targets, audio=stores.get("audio"), video=stores.get("video"),
         batch_size=spec["batch_size"], seed=0,
     )  # fmt: skip
-    from avshared.pipelines.training.module import EmotionClassifierModule
+    from avshared.training.module import EmotionClassifierModule
 
     standardise = EmotionClassifierModule.on_after_batch_transfer
     holder = type("Stats", (), {})()

@@ -21,7 +21,7 @@ import pytest
 
 from avshared import media
 from avshared.crema_d import EMOTIONS
-from avshared.prediction import window_count
+from avshared.inference.prediction import window_count
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from avshared import crema_d
-from avshared.pipelines.split.nodes import fold_splits, split_clips
+from avshared.pipelines.split.nodes import split_clips
+from avshared.splits import fold_splits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 

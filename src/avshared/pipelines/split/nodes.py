@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from avshared.crema_d import SPLITS
 from avshared.splits import SHIPPED_LISTS, shipped_list_path
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 STRATEGIES = ("actor", "random_clip", "file", "actor_kfold")
 SPLIT_COLUMNS = ["fold", "clip_id", "actor", "split"]
 #: Columns of the clips a split list names that the manifest does not have.
@@ -289,16 +289,3 @@ def split_clips(
             raise RuntimeError(f"actors on two sides of the split: {list(sides.index[sides > 1])}")
     _log_summary(result, clip_manifest, strategy)
     return result[SPLIT_COLUMNS], unmatched.reset_index(drop=True)
-
-
-def fold_splits(split: pd.DataFrame) -> dict[int, pd.DataFrame]:
-    """The split of each fold (clip_id, actor, split), keyed by fold, in fold order.
-
-    Accepts a split without a ``fold`` column (written before folds existed) as fold 0.
-    """
-    if "fold" not in split.columns:
-        return {0: split.loc[:, ["clip_id", "actor", "split"]]}
-    return {
-        int(fold): rows.loc[:, ["clip_id", "actor", "split"]].reset_index(drop=True)
-        for fold, rows in split.groupby("fold", sort=True)
-    }

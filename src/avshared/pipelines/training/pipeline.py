@@ -12,10 +12,16 @@ from functools import partial
 
 from kedro.pipeline import Node, Pipeline
 
-from .folds import build_fold_targets, evaluate_phase, train_phase
-from .nodes import plot_confusion_matrix, resolve_phase_config
-from .specification import build_model_spec, package_media_model
-from .tracking import summarise_test_scores
+from .nodes import (
+    build_model_spec,
+    build_targets,
+    evaluate_model,
+    package_media_model,
+    plot_confusion_matrix,
+    resolve_phase_config,
+    summarise_test_scores,
+    train_model,
+)
 
 #: The phases and their inputs: the one list of phases. training.phases.<phase> in
 #: parameters_training.yml overrides the shared defaults for that phase (model kind, sizes, ...).
@@ -60,13 +66,13 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="resolve_phase_config",
             ),
             Node(
-                build_fold_targets,
+                build_targets,
                 inputs=["clip_manifest", "crowd_labels", "split", "config"],
                 outputs=["targets", "target_summary"],
                 name="build_targets",
             ),
             Node(
-                train_phase,
+                train_model,
                 inputs={
                     "targets": "targets",
                     "target_summary": "target_summary",
@@ -78,7 +84,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="train_model",
             ),
             Node(
-                evaluate_phase,
+                evaluate_model,
                 inputs={
                     "model_weights": "model_weights",
                     "targets": "targets",
@@ -100,7 +106,8 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 outputs="test_scores",
                 name="summarise_test_scores",
             ),
-            # What prediction needs to rebuild the model and its inputs (avshared.prediction).
+            # What prediction needs to rebuild the model and its inputs
+            # (avshared.inference.prediction).
             Node(
                 build_model_spec,
                 inputs={

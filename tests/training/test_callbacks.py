@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from avshared.pipelines.training.callbacks import EarlyStoppingAfterWarmUp
+from avshared.training.callbacks import EarlyStoppingAfterWarmUp
 
 
 class _Flat(L.LightningModule):

@@ -14,9 +14,9 @@ from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
 from avshared.models import ModelConfig, build_model, count_parameters, parse_modalities
 from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
-from avshared.pipelines.training.curriculum import WarmStart, carried_weights
-from avshared.pipelines.training.equal_treatment import apply_parameter_matching, matched_width
-from avshared.pipelines.training.folds import (
+from avshared.training.curriculum import WarmStart, carried_weights
+from avshared.training.equal_treatment import apply_parameter_matching, matched_width
+from avshared.training.folds import (
     build_fold_targets,
     evaluate_phase,
     fold_weights,
@@ -24,7 +24,7 @@ from avshared.pipelines.training.folds import (
     train_phase,
     train_stages,
 )
-from avshared.pipelines.training.nodes import load_trained_model, resolve_phase_config
+from avshared.training.phase import load_trained_model, phase_config
 
 TWO_MODALITY_PHASES = ("bimodal", "baseline", "baseline_matched", "bimodal_curriculum")
 
@@ -40,7 +40,7 @@ def _features(corpus):
 @pytest.fixture
 def resolve(tiny_defaults, phase_overrides, tmp_path):
     def make(phase, defaults=None, **overrides):
-        return resolve_phase_config(
+        return phase_config(
             defaults or tiny_defaults,
             phase_overrides[phase] | overrides,
             str(tmp_path),
@@ -58,7 +58,7 @@ def test_the_project_parameters_treat_every_two_modality_row_alike(training_para
     """Same modality dropout, epoch budget, early stopping, checkpoint selection and optimiser for
     bimodal and both baselines: only the model kind, its width and the target may differ."""
     resolved = {
-        phase: resolve_phase_config(
+        phase: phase_config(
             training_parameters["defaults"],
             training_parameters["phases"][phase],
             str(tmp_path),

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from avshared.crema_d import DEMO_MARKER_FILE, EMOTIONS
+from avshared.evaluation.figures import plot_phase_confusion_matrix
 from avshared.pipelines.training import PHASE_MODALITIES
-from avshared.pipelines.training.nodes import (
+from avshared.training.phase import (
     build_targets,
     evaluate_model,
     load_trained_model,
-    plot_confusion_matrix,
-    resolve_phase_config,
+    phase_config,
     train_model,
 )
 
@@ -32,7 +32,7 @@ def make_config(tiny_defaults, phase_overrides, tmp_path):
     """A phase's resolved config from the tiny defaults and the project's phase overrides."""
 
     def make(phase, root=tmp_path, **overrides):
-        return resolve_phase_config(
+        return phase_config(
             tiny_defaults,
             phase_overrides[phase] | overrides,
             str(root),
@@ -116,9 +116,7 @@ def test_phase_config_rejects_bad_choices(tiny_defaults, tmp_path, overrides, me
     if "accelerator" in overrides.get("trainer", {}) and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match=message):
-        resolve_phase_config(
-            tiny_defaults, overrides, str(tmp_path), phase="audio", modalities=("audio",)
-        )
+        phase_config(tiny_defaults, overrides, str(tmp_path), phase="audio", modalities=("audio",))
 
 
 def test_acted_targets_are_the_file_name_emotions(corpus, make_config):
@@ -283,7 +281,7 @@ def test_confusion_matrix_is_labelled_with_the_phase_and_demo_data():
         "test_accuracy": 0.75,
         "test_uar": 0.833,
     }
-    figure = plot_confusion_matrix(predictions, metrics)
+    figure = plot_phase_confusion_matrix(predictions, metrics)
     title = figure.axes[0].get_title()
     assert "bimodal" in title
     assert "DEMO" in title
@@ -295,8 +293,8 @@ RELOAD_SCRIPT = """
 import json, sys
 from pathlib import Path
 import pandas as pd, torch
-from avshared.datasets.feature_store import FeatureStore
-from avshared.pipelines.training.nodes import evaluate_model
+from avshared.features.store import FeatureStore
+from avshared.training.phase import evaluate_model
 
 folder = Path(sys.argv[1])
 predictions, _ = evaluate_model(

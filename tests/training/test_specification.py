@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from avshared.crema_d import EMOTIONS
-from avshared.datasets.feature_store import FeatureStore, write_feature_store
 from avshared.features.audio import LogMelConfig
+from avshared.features.store import FeatureStore, write_feature_store
 from avshared.features.video import FaceFramesConfig
-from avshared.pipelines.training.specification import build_model_spec
+from avshared.training.specification import build_model_spec
 
 CONFIG = {
     "phase": "bimodal",

@@ -9,9 +9,8 @@ on the device, and the model converts and normalises face frames.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -20,15 +19,13 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from avshared.crema_d import EMOTIONS
-from avshared.datasets.feature_store import FeatureStore
-from avshared.features.audio import apply_spectrogram_stats
+from avshared.crema_d import EMOTIONS, PROBABILITY_COLUMNS, SPLITS
+from avshared.features.store import FeatureStore
 
 #: Target columns: the distribution the loss is taken against (one-hot for hard targets).
-TARGET_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
+TARGET_COLUMNS: tuple[str, ...] = PROBABILITY_COLUMNS
 #: Class index of a clip that has no single-label target (a tied crowd vote under soft targets).
 NO_LABEL = -1
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def target_indices(targets: pd.DataFrame) -> np.ndarray:
@@ -82,23 +79,6 @@ class ClipDataset(Dataset):
         if self.video is not None:
             item["video"] = torch.from_numpy(np.array(self.video.get(clip_id)))
         return {**item, "target": self.targets[index], "label": self.labels[index]}
-
-
-def clip_inputs(
-    clip_id: str,
-    audio: FeatureStore | None,
-    video: FeatureStore | None,
-    spectrogram_stats: Mapping[str, Any] | None,
-) -> dict[str, torch.Tensor]:
-    """One clip's model inputs: ``audio`` standardised float32, ``video`` uint8, as stores allow."""
-    inputs = {}
-    if audio is not None:
-        spectrogram = apply_spectrogram_stats(audio.get(clip_id), spectrogram_stats)
-        inputs["audio"] = torch.from_numpy(spectrogram)
-    if video is not None:
-        # Copy out of the read-only memory map: torch wants writable memory.
-        inputs["video"] = torch.from_numpy(np.array(video.get(clip_id)))
-    return inputs
 
 
 def select_clips_with_features(

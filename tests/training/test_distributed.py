@@ -19,16 +19,16 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from avshared.hooks.tracking import PhaseRunsHook
 from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
-from avshared.pipelines.training.folds import (
+from avshared.training.folds import (
     build_fold_targets,
     fold_summary,
     load_fold_model,
     train_phase,
 )
-from avshared.pipelines.training.nodes import (
+from avshared.training.phase import (
     build_targets,
     load_trained_model,
-    resolve_phase_config,
+    phase_config,
     train_model,
 )
 
@@ -39,7 +39,7 @@ PHASE = "audio"
 def audio_config(tiny_defaults, phase_overrides, tmp_path):
     def make(**trainer):
         defaults = {**tiny_defaults, "trainer": {**tiny_defaults["trainer"], **trainer}}
-        return resolve_phase_config(
+        return phase_config(
             defaults,
             phase_overrides[PHASE],
             str(tmp_path),
@@ -192,8 +192,8 @@ NODE_SCRIPT = textwrap.dedent(
     import json, sys
     from pathlib import Path
     import pandas as pd, torch
-    from avshared.datasets.feature_store import FeatureStore
-    from avshared.pipelines.training.nodes import train_model
+    from avshared.features.store import FeatureStore
+    from avshared.training.phase import train_model
 
     folder = Path(sys.argv[1])
     spec = json.loads((folder / "spec.json").read_text())

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from avshared.datasets.feature_store import FeatureStore
+from avshared.features.store import FeatureStore
 from avshared.models import ModelConfig, build_model, count_parameters
-from avshared.pipelines.training.nodes import sized_model_config
+from avshared.training.phase import sized_model_config
 
 #: Model kinds a model may be matched to (``model.match_parameters``).
 MATCHABLE_KINDS: tuple[str, ...] = ("shared",)

@@ -3,9 +3,9 @@ rebuild the model and to turn a new recording into its inputs exactly as in trai
 
 ``build_model_spec`` is a node of the training template (``<phase>.model_spec``, JSON in 06_models);
 ``package_media_model`` hands it with the weights to ``<phase>.media_model``, the dataset that logs
-the phase's media-in MLflow model (avshared.serving) into the phase's run and registers it. The
-feature parameters are read from the feature stores the phase trained on (their saved provenance),
-not from the current parameters, which may have changed since.
+the phase's media-in MLflow model (avshared.inference.serving) into the phase's run and registers
+it. The feature parameters are read from the feature stores the phase trained on (their saved
+provenance), not from the current parameters, which may have changed since.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from avshared.crema_d import EMOTIONS
-from avshared.datasets.feature_store import FeatureStore
 from avshared.features.audio import LogMelConfig
+from avshared.features.store import FeatureStore
 from avshared.features.video import FaceFramesConfig
 
 logger = logging.getLogger(__name__)

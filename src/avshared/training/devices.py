@@ -20,7 +20,7 @@ import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 
-from avshared.pipelines.training.data import LoaderSettings
+from avshared.training.data import LoaderSettings
 
 #: Strategies this project supports; ``auto`` picks one of the others (or none for one device).
 STRATEGIES: tuple[str, ...] = ("auto", "ddp_spawn", "ddp")

@@ -1,4 +1,4 @@
-"""The MLflow model of a phase that takes media: a pyfunc around ``avshared.prediction``.
+"""The MLflow model of a phase that takes media: a pyfunc around ``avshared.inference.prediction``.
 
 Its input is a table with one recording per row: a ``path`` readable where the model runs, or the
 file's ``bytes`` (base64) with an optional ``name`` whose extension says what it is. Its output is
@@ -28,7 +28,7 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from avshared.prediction import EmotionPredictor, MediaInput, find_media_inputs
+from avshared.inference.prediction import EmotionPredictor, MediaInput, find_media_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -179,5 +179,7 @@ def load_registered(uri: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The specification and weights of a logged media model (``models:/...``, ``runs:/...``)."""
     model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     if not isinstance(model, MediaEmotionModel):
-        raise ValueError(f"{uri} is not an avshared media model (logged by avshared.serving)")
+        raise ValueError(
+            f"{uri} is not an avshared media model (logged by avshared.inference.serving)"
+        )
     return model.spec, model.weights

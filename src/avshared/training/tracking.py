@@ -36,7 +36,7 @@ def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
         "model_kind": config["model"]["kind"],
         "target": config["target"]["kind"],
     }
-    # k-fold and curriculum runs (avshared.pipelines.training.folds) nest under the phase's run.
+    # k-fold and curriculum runs (avshared.training.folds) nest under the phase's run.
     tags |= {key: str(config[key]) for key in ("fold", "curriculum_stage") if key in config}
     return tags
 

@@ -1,4 +1,5 @@
-"""Nodes of the reporting pipeline on a small synthetic world (see conftest.py)."""
+"""The report's systems, tables and figures (avshared.evaluation) on a small synthetic world (see
+conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,33 +11,37 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from avshared.crema_d import DEMO_MARKER_FILE, EMOTIONS, LEVELS, TABULATED_VOTES_FILE
-from avshared.evaluation import classification_scores
-from avshared.pipelines.labels.nodes import build_crowd_labels
-from avshared.pipelines.reporting.nodes import (
-    DEMO_LABEL,
-    HISTORY_COLUMNS,
-    PREDICTION_COLUMNS,
-    REAL_LABEL,
-    TABLE_SCORES,
-    check_split_protocol,
-    collect_training_histories,
-    compare_pairs,
-    confusion_matrix_table,
-    detect_data_label,
-    format_comparison_table,
-    gather_model_predictions,
-    human_rater_predictions,
-    markdown_table,
+from avshared.evaluation.figures import (
     plot_confusion_matrices,
     plot_per_emotion_f1,
     plot_training_curves,
+)
+from avshared.evaluation.scoring import classification_scores
+from avshared.evaluation.systems import (
+    DEMO_LABEL,
+    REAL_LABEL,
+    SYSTEM_PREDICTION_COLUMNS,
+    check_split_protocol,
+    detect_data_label,
+    gather_model_predictions,
+    human_rater_predictions,
     predict_reference_baselines,
+    stack_predictions,
+)
+from avshared.evaluation.tables import (
+    HISTORY_COLUMNS,
+    TABLE_SCORES,
+    collect_training_histories,
+    compare_pairs,
+    confusion_matrix_table,
+    format_comparison_table,
+    markdown_table,
     resolve_bootstrap,
     score_folds,
     score_per_emotion_and_level,
     score_systems,
-    stack_predictions,
 )
+from avshared.pipelines.labels.nodes import build_crowd_labels
 from avshared.pipelines.reporting.pipeline import PHASES
 
 MODEL_SYSTEMS = [
@@ -84,7 +89,7 @@ def scores(all_predictions, crowd_labels, reporting_params) -> pd.DataFrame:
 def test_model_predictions_get_one_system_per_phase_and_condition(
     model_predictions, test_clips
 ) -> None:
-    assert list(model_predictions.columns) == list(PREDICTION_COLUMNS)
+    assert list(model_predictions.columns) == list(SYSTEM_PREDICTION_COLUMNS)
     assert list(dict.fromkeys(model_predictions["system"])) == MODEL_SYSTEMS
     per_system = model_predictions.groupby("system", sort=False)
     assert (per_system.size() == len(test_clips)).all()
@@ -483,7 +488,7 @@ def test_the_k_fold_table_gives_mean_and_sd_over_folds(scores, phase_metrics, re
         protocol={"folds": 2, "name": "speaker-independent 2-fold cross-validation by actor"},
         fold_scores=fold_scores,
         paired=compare_pairs(
-            pd.DataFrame(columns=PREDICTION_COLUMNS),
+            pd.DataFrame(columns=SYSTEM_PREDICTION_COLUMNS),
             reporting_params["bootstrap"],
             {**PAIRED, "pairs": []},
         ),

@@ -4,7 +4,7 @@ A recording becomes the model's inputs through the SAME code as the training cli
 ``avshared.features.audio`` (down-mix, torchaudio resampling, speech-centred log-mel) and
 ``apply_spectrogram_stats`` with the phase's training statistics, video through
 ``avshared.features.video.extract_clip_face_frames`` (frame sampling, face crop). What the phase
-used is read from its model specification (``avshared.pipelines.training.specification``).
+used is read from its model specification (``avshared.training.specification``).
 
 A recording longer than the training window (``spec["window_s"]``) is cut into the fewest equal
 windows no longer than it; each window is scored as a training clip would be and the probabilities

@@ -35,13 +35,13 @@ import pandas as pd
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from avshared.datasets.feature_store import FeatureStore
 from avshared.features.audio import spectrogram_stats as measure_spectrogram_stats
-from avshared.pipelines.split.nodes import fold_splits
-from avshared.pipelines.training import tracking
-from avshared.pipelines.training.curriculum import WarmStart, curriculum_stages
-from avshared.pipelines.training.equal_treatment import apply_parameter_matching
-from avshared.pipelines.training.nodes import (
+from avshared.features.store import FeatureStore
+from avshared.splits import fold_splits
+from avshared.training import tracking
+from avshared.training.curriculum import WarmStart, curriculum_stages
+from avshared.training.equal_treatment import apply_parameter_matching
+from avshared.training.phase import (
     build_targets,
     evaluate_model,
     load_trained_model,

@@ -11,19 +11,19 @@ import torch.nn.functional as F
 from avshared.crema_d import EMOTIONS
 from avshared.features.audio import apply_spectrogram_stats
 from avshared.models import ModelConfig, build_model
-from avshared.pipelines.training.data import (
+from avshared.training.data import (
     NO_LABEL,
     ClipDataModule,
     ClipDataset,
     select_clips_with_features,
 )
-from avshared.pipelines.training.module import EmotionClassifierModule, soft_cross_entropy
-from avshared.pipelines.training.nodes import build_targets, resolve_phase_config
+from avshared.training.module import EmotionClassifierModule, soft_cross_entropy
+from avshared.training.phase import build_targets, phase_config
 
 
 @pytest.fixture
 def acted_targets(corpus, tiny_defaults, tmp_path) -> pd.DataFrame:
-    config = resolve_phase_config(
+    config = phase_config(
         tiny_defaults, {}, str(tmp_path), phase="bimodal", modalities=("audio", "video")
     )
     targets, _ = build_targets(corpus.clip_manifest, corpus.crowd_labels, corpus.split, config)

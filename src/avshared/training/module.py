@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from avshared.pipelines.training.data import NO_LABEL
+from avshared.training.data import NO_LABEL
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:

@@ -20,12 +20,12 @@ import yaml
 from mlflow import MlflowClient
 
 from avshared.crema_d import EMOTIONS, SENTENCES
-from avshared.datasets.feature_store import FeatureStore, write_feature_store
 from avshared.features.audio import LogMelConfig
 from avshared.features.audio import spectrogram_stats as measure_spectrogram_stats
+from avshared.features.store import FeatureStore, write_feature_store
 from avshared.features.video import FaceFramesConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 N_MELS, FRAMES = 16, 32
 VIDEO_FRAMES, IMAGE_SIZE = 4, 32
 #: Actors per split: train actors never appear in val or test.

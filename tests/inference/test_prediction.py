@@ -16,14 +16,14 @@ from avshared import media
 from avshared.crema_d import EMOTIONS
 from avshared.features.audio import LogMelConfig, LogMelExtractor, apply_spectrogram_stats
 from avshared.features.video import FaceFramesConfig, extract_clip_face_frames
-from avshared.models import ModelConfig, build_model
-from avshared.prediction import (
+from avshared.inference.prediction import (
     EmotionPredictor,
     MediaInput,
     find_media_inputs,
     prepare_input,
     window_count,
 )
+from avshared.models import ModelConfig, build_model
 
 FPS, RATE = 30.0, 16_000
 #: A real face (scikit-image's astronaut, Eileen Collins), as the face detector must find one.

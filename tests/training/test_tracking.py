@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from avshared.pipelines.training import tracking
+from avshared.training import tracking
 
 CONFIG = {
     "phase": "bimodal",

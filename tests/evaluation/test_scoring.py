@@ -12,18 +12,17 @@ from sklearn.metrics import (
     f1_score,
 )
 
-from avshared.evaluation import (
+from avshared.evaluation.scoring import (
     SCORE_NAMES,
     bootstrap_scores,
     classification_scores,
     confusion_matrices,
     format_estimate,
-    holm_adjust,
-    paired_difference,
     per_class_scores,
     percentile_interval,
     scores_with_intervals,
 )
+from avshared.evaluation.statistics import holm_adjust, paired_difference
 
 # A worked example: 3 classes of the 6, 10 clips.
 Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
