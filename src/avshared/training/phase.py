@@ -105,7 +105,7 @@ def phase_config(
     if "modalities" in overrides:
         raise ValueError(
             f"{where}.modalities is set, but a phase's inputs are fixed by its pipeline: "
-            "PHASE_MODALITIES in avshared/pipelines/training/pipeline.py; remove the key, or add "
+            "PHASE_MODALITIES in avshared/training/phases.py; remove the key, or add "
             "a phase there"
         )
     merged = OmegaConf.merge(OmegaConf.create(defaults), OmegaConf.create(overrides or {}))
@@ -228,7 +228,7 @@ def _feature_stores(
         raise ValueError(
             f"phase {config['phase']!r} trains on {config['modalities']} but was not given "
             f"{missing}: the phase's pipeline passes the features of PHASE_MODALITIES "
-            "(avshared/pipelines/training/pipeline.py); call the node with them"
+            "(avshared/training/phases.py); call the node with them"
         )
     return {m: given[m] for m in config["modalities"]}
 

@@ -12,6 +12,8 @@ from functools import partial
 
 from kedro.pipeline import Node, Pipeline
 
+from avshared.training.phases import DEFAULT_PHASES, PHASE_MODALITIES
+
 from .nodes import (
     build_model_spec,
     build_targets,
@@ -23,22 +25,6 @@ from .nodes import (
     train_model,
 )
 
-#: The phases and their inputs: the one list of phases. training.phases.<phase> in
-#: parameters_training.yml overrides the shared defaults for that phase (model kind, sizes, ...).
-PHASE_MODALITIES: dict[str, tuple[str, ...]] = {
-    "video": ("video",),
-    "audio": ("audio",),
-    "bimodal": ("audio", "video"),
-    "baseline": ("audio", "video"),
-    # Equal treatment, label sources and the phase path: rows beside bimodal and baseline.
-    "baseline_matched": ("audio", "video"),
-    "bimodal_perceived_majority": ("audio", "video"),
-    "bimodal_perceived_soft": ("audio", "video"),
-    "bimodal_curriculum": ("audio", "video"),
-}
-#: The phases of `kedro run`; `kedro run --pipelines=comparison` adds the label-source and
-#: curriculum rows (every phase of PHASE_MODALITIES).
-DEFAULT_PHASES: tuple[str, ...] = ("video", "audio", "bimodal", "baseline", "baseline_matched")
 #: Datasets the template reads that other pipelines make; they keep their names in every phase.
 SHARED_INPUTS: tuple[str, ...] = ("clip_manifest", "crowd_labels", "split")
 #: The feature datasets of each modality (also the node arguments they are passed as).
