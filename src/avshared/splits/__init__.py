@@ -14,8 +14,10 @@ from pathlib import Path
 
 from avshared.splits.folds import fold_splits
 
-__all__ = ["SHIPPED_LISTS", "fold_splits", "shipped_list_path"]
+__all__ = ["SHIPPED_LISTS", "SPLIT_STRATEGIES", "fold_splits", "shipped_list_path"]
 
+#: ``split.strategy``: by actor, by actor in k folds, the random clip split, or a list from a file.
+SPLIT_STRATEGIES: tuple[str, ...] = ("actor", "random_clip", "file", "actor_kfold")
 #: Names of the shipped lists, usable as ``split.file.test_list`` instead of a path.
 SHIPPED_LISTS: dict[str, tuple[str, str]] = {
     "ogm_ge/test": ("ogm_ge", "test.csv"),

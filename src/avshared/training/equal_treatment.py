@@ -17,9 +17,7 @@ from typing import Any
 from avshared.features.store import FeatureStore
 from avshared.models import ModelConfig, build_model, count_parameters
 from avshared.training.phase import sized_model_config
-
-#: Model kinds a model may be matched to (``model.match_parameters``).
-MATCHABLE_KINDS: tuple[str, ...] = ("shared",)
+from avshared.training.schema import MATCHABLE_KINDS
 
 
 def matched_width(

@@ -26,11 +26,10 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
-from avshared.crema_d import EMOTIONS, PROBABILITY_COLUMNS, RATING_MODALITIES, SPLITS, is_demo_root
+from avshared.crema_d import EMOTIONS, PROBABILITY_COLUMNS, SPLITS, is_demo_root
 from avshared.evaluation.scoring import classification_scores
 from avshared.features.store import FeatureStore
 from avshared.models import (
-    MODEL_KINDS,
     ModelConfig,
     build_model,
     count_parameters,
@@ -55,24 +54,15 @@ from avshared.training.data import (
 )
 from avshared.training.devices import TrainerSettings, trainer_settings
 from avshared.training.module import EmotionClassifierModule
+from avshared.training.schema import MONITOR_MODES, resume_independent_paths
 
 logger = logging.getLogger(__name__)
 
-TARGET_KINDS: tuple[str, ...] = ("acted", "perceived_majority", "perceived_soft")
-#: Early-stopping / best-checkpoint metrics and whether lower or higher is better.
-MONITOR_MODES: dict[str, str] = {"val_loss": "min", "val_accuracy": "max"}
 #: The feature dataset each modality is read from.
 FEATURE_DATASETS: dict[str, str] = {"audio": "log_mel_spectrograms", "video": "face_frames"}
-#: ModelConfig fields that the stored features decide, not the parameters.
-FEATURE_SIZED_FIELDS: tuple[str, ...] = ("n_mels", "audio_frames", "video_frames", "image_size")
-#: Parameters that do not change what a run computes: a run may resume across changes to them.
-RESUME_INDEPENDENT: tuple[tuple[str, ...], ...] = (
-    ("checkpoint_dir",),
-    ("data", "num_workers"),
-    ("data", "pin_memory"),
-    ("data", "persistent_workers"),
-    ("trainer", "progress_bar"),
-)
+#: Parameters that do not change what a run computes (marked in the schema): a run may resume
+#: across changes to them.
+RESUME_INDEPENDENT: tuple[tuple[str, ...], ...] = resume_independent_paths()
 HISTORY_FILE = "history.json"
 #: What a test prediction's ``condition`` says about the inputs the model was given.
 CONDITIONS: dict[tuple[str, ...], str] = {
@@ -98,48 +88,14 @@ def phase_config(
     """One phase's training configuration: the shared defaults with the phase's overrides merged in
     (OmegaConf, key by key), and the phase's ``modalities`` (fixed by PHASE_MODALITIES).
 
-    Adds ``phase``, ``modalities`` and ``data_source`` (demo | crema-d) and checks every choice,
-    trainer and devices included, so that a typo fails before any feature is extracted.
+    Adds ``phase``, ``modalities`` and ``data_source`` (demo | crema-d). The values are checked
+    against ``avshared.training.schema`` once, when the pipeline starts (avshared.parameters).
     """
-    where = f"training.phases.{phase}"
-    if "modalities" in overrides:
-        raise ValueError(
-            f"{where}.modalities is set, but a phase's inputs are fixed by its pipeline: "
-            "PHASE_MODALITIES in avshared/training/phases.py; remove the key, or add "
-            "a phase there"
-        )
     merged = OmegaConf.merge(OmegaConf.create(defaults), OmegaConf.create(overrides or {}))
     config: dict[str, Any] = OmegaConf.to_container(merged, resolve=True)  # type: ignore[assignment]
     config["modalities"] = list(modalities)
     config["phase"] = phase
     config["data_source"] = data_source(crema_d_root)
-    target = config["target"]
-    if target["kind"] not in TARGET_KINDS:
-        raise ValueError(f"target.kind {target['kind']!r} unknown; use one of {TARGET_KINDS}")
-    if target["rating_modality"] not in RATING_MODALITIES:
-        raise ValueError(
-            f"target.rating_modality {target['rating_modality']!r} unknown; "
-            f"use one of {RATING_MODALITIES}"
-        )
-    epochs = config["trainer"]["min_epochs"], config["trainer"]["max_epochs"]
-    if not 1 <= epochs[0] <= epochs[1]:
-        raise ValueError(
-            f"trainer.min_epochs and max_epochs are {epochs}: need 1 <= min_epochs <= max_epochs"
-        )
-    monitor = config["trainer"]["early_stopping"]["monitor"]
-    if monitor not in MONITOR_MODES:
-        raise ValueError(f"early_stopping.monitor {monitor!r} unknown; use one of {MONITOR_MODES}")
-    model = config["model"]
-    if model["kind"] not in MODEL_KINDS:
-        raise ValueError(f"{where}.model.kind {model['kind']!r} unknown; use {sorted(MODEL_KINDS)}")
-    sized = sorted(set(model) & set(FEATURE_SIZED_FIELDS))
-    if sized:
-        raise ValueError(
-            f"model {sized} follow the stored features; remove them from the training parameters "
-            "and change parameters_features.yml instead"
-        )
-    _model_config(model)  # raises on an unknown preset or field
-    trainer_settings(config["trainer"], config["data"])  # raises on devices this machine lacks
     return config
 
 

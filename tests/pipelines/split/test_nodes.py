@@ -112,14 +112,6 @@ def test_actor_split_gives_small_splits_at_least_one_actor():
         assert len(actors_of(split, name)) >= 1
 
 
-@pytest.mark.parametrize(
-    "fractions", [{"train": 0.8, "val": 0.1, "test": 0.2}, {"train": 0.9, "test": 0.1}]
-)
-def test_bad_fractions_are_refused(fractions):
-    with pytest.raises(ValueError, match="fractions"):
-        single_split(synthetic_manifest(), {**PARAMS, "actor": {"fractions": fractions}})
-
-
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="random_clip"):
         single_split(synthetic_manifest(), {**PARAMS, "strategy": "by_sentence"})

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 
 from avshared.crema_d import SPLITS
-from avshared.splits import SHIPPED_LISTS, shipped_list_path
+from avshared.splits import SHIPPED_LISTS, SPLIT_STRATEGIES, shipped_list_path
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("actor", "random_clip", "file", "actor_kfold")
+STRATEGIES = SPLIT_STRATEGIES
 SPLIT_COLUMNS = ["fold", "clip_id", "actor", "split"]
 #: Columns of the clips a split list names that the manifest does not have.
 UNMATCHED_COLUMNS = ["clip_id", "listed_emotion", "reason"]
@@ -56,23 +56,12 @@ def _allocate(count: int, fractions: dict[str, float]) -> dict[str, int]:
     return sizes
 
 
-def _check_fractions(fractions: dict[str, float]) -> dict[str, float]:
-    if set(fractions) != set(SPLITS) or any(value < 0 for value in fractions.values()):
-        raise ValueError(f"split fractions must give {SPLITS} non-negative values, got {fractions}")
-    if not np.isclose(sum(fractions.values()), 1.0):
-        raise ValueError(
-            f"split fractions must sum to 1, got {fractions} (sum {sum(fractions.values())})"
-        )
-    return fractions
-
-
 def split_by_actor(manifest: pd.DataFrame, fractions: dict[str, float], seed: int) -> pd.Series:
     """The split of each clip when whole actors go to one split, dealt per sex.
 
     Within each sex the actors are shuffled (seeded) and cut by ``fractions``, so each split gets
     its share of male and of female actors.
     """
-    _check_fractions(fractions)
     rng = np.random.default_rng(seed)
     actors = manifest.drop_duplicates("actor")[["actor", "sex"]].sort_values("actor")
     actor_split: dict[int, str] = {}
