@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from avshared.models import ClassificationHead, SharedEncoder
+from avshared.models import (
+    ClassificationHead,
+    ModelConfig,
+    SharedEncoder,
+    build_model,
+    restore_model,
+)
+
+TINY_CONFIG = ModelConfig.preset("tiny")
 
 
 def _encoder() -> SharedEncoder:
@@ -85,3 +94,21 @@ def test_head_maps_features_to_logits():
 
     assert logits.shape == (4, 6)
     assert not torch.allclose(logits[0], logits[1])
+
+
+def test_the_encoders_layernorm_is_the_models_only_final_normalisation():
+    model = build_model("shared", "bimodal", TINY_CONFIG)
+    assert isinstance(model.encoder.norm, nn.LayerNorm)
+    assert not any(isinstance(module, nn.LayerNorm) for module in model.head.modules())
+    assert [type(m) for m in model.head.children()] == [nn.Linear]
+
+
+def test_weights_with_the_old_head_layernorm_are_refused_clearly():
+    model = build_model("shared", "audio", TINY_CONFIG)
+    weights = {
+        **model.state_dict(),
+        "head.norm.weight": torch.ones(TINY_CONFIG.dim),
+        "head.norm.bias": torch.zeros(TINY_CONFIG.dim),
+    }
+    with pytest.raises(ValueError, match=r"LayerNorm in the classification head.*train the phase"):
+        restore_model("shared", "audio", TINY_CONFIG.to_dict(), weights)
