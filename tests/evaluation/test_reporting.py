@@ -58,7 +58,7 @@ HUMAN_SYSTEMS = [
     for name in ("human raters", "crowd majority")
     for modality in ("voice", "face", "audiovisual")
 ]
-SINGLE_SPLIT = {"folds": 1, "name": "a single train/val/test split"}
+SINGLE_SPLIT = {"folds": 1, "name": "a single train/val/test split", "test_actors": 2}
 PAIRED = {
     "alpha": 0.05,
     "n_permutations": 2000,
@@ -294,6 +294,10 @@ def test_comparison_table_has_every_system_and_score(
         "crowd_reference",
     ]
     assert list(table["system"]) == list(scores["system"])
+    # One split: the verdicts describe its test actors, and the report says so.
+    assert "the 2 test actors" in markdown
+    assert "split.strategy=actor_kfold" in markdown
+    assert "smallest possible p" in markdown
     for name in ("accuracy", "macro_f1", "weighted_f1", "uar"):
         assert table[name].str.match(INTERVAL).all(), table[name]
     by_system = table.set_index("system")
@@ -468,7 +472,7 @@ def test_models_are_compared_with_human_raters_clip_by_clip(all_predictions, rep
     actor_bootstrap = {**reporting_params["bootstrap"], "unit": "actor"}
     table = compare_pairs(all_predictions, actor_bootstrap, PAIRED)
     human = table.loc[table["system_b"] == "human raters (face)"].iloc[0]
-    assert human["test"] == "sign-flip permutation" and human["unit"] == "actor"
+    assert human["test"] == "exact sign-flip" and human["unit"] == "actor"
     assert human["units"] == 2  # the two test actors
     raters = all_predictions.loc[all_predictions["system"] == "human raters (face)"]
     hit = raters.assign(h=(raters["target"] == raters["predicted"]) * raters["weight"])

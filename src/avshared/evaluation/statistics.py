@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.stats import binomtest
+from scipy.stats import binomtest, permutation_test
 
 from avshared.evaluation.scoring import (
     _resample_counts,
@@ -31,9 +31,12 @@ class PairedDifference:
     low: float
     high: float
     p_value: float
-    test: str  # exact McNemar | sign-flip permutation
+    test: str  # exact McNemar | exact sign-flip | sign-flip permutation
     clips: int
     units: int  # resampled units: clips, or actors
+    #: The smallest p-value the test could give on these units: with few actors an exact sign-flip
+    #: test cannot go below 2 / 2**actors, whatever the difference.
+    p_min: float = 0.0
 
 
 def paired_difference(
@@ -56,7 +59,10 @@ def paired_difference(
     The p-value (two-sided, H0: equal accuracy) is the exact McNemar test (binomial test of the
     discordant clips) when both are 0/1 and each clip is its own group; otherwise a sign-flip
     permutation test on the per-group summed differences (each group's A and B swapped with
-    probability 1/2), seeded, ``n_permutations`` draws with the observed one counted.
+    probability 1/2): every one of the 2**groups sign patterns when there are at most
+    ``n_permutations`` of them (``scipy.stats.permutation_test``, ``permutation_type="samples"``:
+    exact, as with a few actors), else ``n_permutations`` seeded draws with the observed one
+    counted. ``p_min`` is the smallest p-value the test could give on these units.
     """
     a = np.asarray(correct_a, dtype=float)
     b = np.asarray(correct_b, dtype=float)
@@ -82,8 +88,13 @@ def paired_difference(
         discordant = a_only + b_only
         p_value = 1.0 if discordant == 0 else binomtest(a_only, discordant, 0.5).pvalue
         test = "exact McNemar"
+        p_min = 0.5 ** (discordant - 1) if discordant else 1.0
+    elif 2**n_groups <= n_permutations:
+        p_value, p_min = exact_sign_flip_test(per_group)
+        test = "exact sign-flip"
     else:
         p_value = _sign_flip_p_value(per_group, n_permutations, seed)
+        p_min = 1 / (1 + n_permutations)
         test = "sign-flip permutation"
     return PairedDifference(
         difference=float((a - b).mean()),
@@ -93,7 +104,29 @@ def paired_difference(
         test=test,
         clips=len(a),
         units=n_groups,
+        p_min=float(min(p_min, 1.0)),
     )
+
+
+def exact_sign_flip_test(per_group: np.ndarray) -> tuple[float, float]:
+    """Two-sided p-value of a zero mean difference over every sign pattern of the groups' sums
+    (``scipy.stats.permutation_test`` with ``permutation_type="samples"`` enumerates all 2**n of
+    them when asked for at least as many resamples), and the smallest p-value any data on these
+    groups could give: 2 / 2**n when no group's sum is zero."""
+    per_group = np.asarray(per_group, dtype=float)
+    if not per_group.any():
+        return 1.0, 1.0
+    result = permutation_test(
+        (per_group,),
+        lambda d, axis: np.sum(d, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=np.inf,
+        alternative="two-sided",
+    )
+    null = np.abs(result.null_distribution)
+    p_min = float(np.mean(null >= null.max() * (1 - 1e-12)))
+    return float(result.pvalue), p_min
 
 
 def _sign_flip_p_value(per_group: np.ndarray, n_permutations: int, seed: int) -> float:

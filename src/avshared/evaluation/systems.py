@@ -285,7 +285,12 @@ def check_split_protocol(
             "(e.g. `kedro run --pipelines=training`) or report on the split they were trained on."
         )
     name = f"speaker-independent {folds}-fold cross-validation by actor" if folds > 1 else ""
-    return {"folds": folds, "name": name or "a single train/val/test split"}
+    test_actors = int(split.loc[split["split"] == "test", "actor"].nunique())
+    return {
+        "folds": folds,
+        "name": name or "a single train/val/test split",
+        "test_actors": test_actors,
+    }
 
 
 def _model_system_name(phase: str, condition: str, own_condition: str) -> str:

@@ -45,6 +45,7 @@ PAIRED_COLUMNS: tuple[str, ...] = (
     "difference_high",
     "test",
     "p_value",
+    "p_min",
     "p_holm",
     "verdict",
 )
@@ -150,6 +151,7 @@ def compare_pairs(
                 "difference_high": result.high,
                 "test": result.test,
                 "p_value": result.p_value,
+                "p_min": result.p_min,
             }
         )
     table = pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
@@ -359,7 +361,7 @@ def format_comparison_table(
         "model whose training never saw its actor); `accuracy_over_folds` is the mean ± sd of "
         "the per-fold accuracies."
         if protocol["folds"] > 1
-        else ""
+        else single_split_caveat(protocol, bootstrap)
     )
     markdown = "\n".join(
         [
@@ -404,8 +406,21 @@ def format_paired_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
             "test": paired["test"],
             "p": paired["p_value"].map("{:.2g}".format),
             "p (Holm)": paired["p_holm"].map("{:.2g}".format),
+            "smallest possible p": paired["p_min"].map("{:.2g}".format),
             "verdict": paired["verdict"],
         }
+    )
+
+
+def single_split_caveat(protocol: dict[str, Any], bootstrap: dict[str, Any]) -> str:
+    """What a single split's verdicts describe: its few test actors, not unseen speakers."""
+    actors = protocol.get("test_actors")
+    held_out = f"the {actors} test actors" if actors else "the test actors"
+    return (
+        f" With a single split every test clip comes from {held_out}: intervals and tests over "
+        f"{bootstrap['unit']}s describe those actors' clips, not speakers the models have never "
+        "heard or seen; for verdicts about new speakers, train and report under "
+        "`split.strategy=actor_kfold` (every actor tested once, intervals over actors)."
     )
 
 
