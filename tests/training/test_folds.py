@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -12,8 +13,10 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
+from avshared.features.audio import spectrogram_stats as measure_spectrogram_stats
 from avshared.models import ModelConfig, build_model, count_parameters, parse_modalities
 from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
+from avshared.training import folds as folds_module
 from avshared.training.curriculum import WarmStart, carried_weights
 from avshared.training.equal_treatment import apply_parameter_matching, matched_width
 from avshared.training.folds import (
@@ -289,3 +292,64 @@ def test_perceived_targets_run_end_to_end_through_the_phase_pipeline(
     logged = client.get_run(phase_run["run_id"]).data
     assert logged.tags["target"] == kind
     assert logged.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+# ---------------------------------------------------------------- per-fold standardisation
+
+
+def _folds_with_other_training_actors(corpus) -> pd.DataFrame:
+    """Fold 0 is the corpus's split; in fold 1 two training actors become test actors and the test
+    actors train, so the folds' training clips differ."""
+    split = corpus.split
+    train_actors = sorted(split.loc[split["split"] == "train", "actor"].unique())
+    test_actors = sorted(split.loc[split["split"] == "test", "actor"].unique())
+    moved = dict.fromkeys(train_actors[:2], "test") | dict.fromkeys(test_actors, "train")
+    roles = zip(split["actor"], split["split"], strict=True)
+    fold_1 = split.assign(split=[moved.get(actor, role) for actor, role in roles])
+    return pd.concat([split.assign(fold=0), fold_1.assign(fold=1)], ignore_index=True)
+
+
+def test_each_folds_log_mel_standardisation_is_measured_on_its_training_clips_only(
+    corpus, resolve, monkeypatch
+):
+    config = resolve("audio")
+    split = _folds_with_other_training_actors(corpus)
+    targets, target_summary = build_fold_targets(
+        corpus.clip_manifest, corpus.crowd_labels, split, config
+    )
+    seen = {}
+
+    def no_training(fold_targets, summary, fold_config, features, stats, *, mlflow_run):
+        seen[fold_config["fold"]] = (fold_targets, stats)
+        result = {
+            "model_kind": "shared",
+            "modalities": ["audio"],
+            "model_config": {},
+            "param_count": 1,
+            "epochs": 1,
+            "best_epoch": 0,
+            "train_samples_per_s": 1.0,
+        }
+        return torch.nn.Linear(1, 1), pd.DataFrame({"epoch": [0]}), result
+
+    monkeypatch.setattr(folds_module, "_train_fold", no_training)
+    train_phase(targets=targets, target_summary=target_summary, config=config, **_features(corpus))
+
+    store, mode = corpus.log_mel_spectrograms, corpus.spectrogram_stats["mode"]
+    pooled_train = split.loc[split["split"] == "train", "clip_id"].unique()
+    pooled = measure_spectrogram_stats((store.get(c) for c in pooled_train), mode)
+    measured = {}
+    for fold in (0, 1):
+        fold_targets, stats = seen[fold]
+        assert set(fold_targets["split"]) == {"train", "val", "test"}
+        train = split.loc[(split["fold"] == fold) & (split["split"] == "train"), "clip_id"]
+        expected = measure_spectrogram_stats((store.get(c) for c in train), mode)
+        np.testing.assert_allclose(stats["mean"], expected["mean"], rtol=1e-6)
+        np.testing.assert_allclose(stats["std"], expected["std"], rtol=1e-6)
+        assert stats["split"] == "train"
+        measured[fold] = np.asarray(stats["mean"])
+    # The folds train on different actors, so their statistics differ, and neither is the
+    # statistics of every fold's training clips pooled.
+    assert not np.allclose(measured[0], measured[1])
+    for fold in (0, 1):
+        assert not np.allclose(measured[fold], np.asarray(pooled["mean"]))
