@@ -124,9 +124,12 @@ def confusion_matrices(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The confusion matrix (rows: true class, columns: predicted), as counts and row shares.
 
-    Rows of classes absent from ``y_true`` are all zero in both matrices.
+    Rows of classes absent from ``y_true`` are all zero in both matrices (all of them without
+    predictions, e.g. on a global rank that does not evaluate).
     """
     y_true, y_pred = _as_labels(y_true, y_pred)
+    if len(y_true) == 0:
+        return np.zeros((n_classes, n_classes)), np.zeros((n_classes, n_classes))
     labels = np.arange(n_classes)
     counts = confusion_matrix(y_true, y_pred, labels=labels, sample_weight=sample_weight)
     shares = confusion_matrix(

@@ -69,6 +69,40 @@ class PhaseCheckpoints:
             json.dumps({"fingerprint": self.run_fingerprint})
         )
 
+    def decide_resume(self) -> Path | None:
+        """The resume decision of every process: made once, by global rank 0 (which clears a stale
+        checkpoint and writes this run's fingerprint), and broadcast to the other processes a
+        cluster launcher started, before any of them reads the folder; alone, made here.
+
+        Under torchrun / srun the processes' group does not exist yet (Lightning makes it in
+        ``fit``): a gloo group of the launcher's processes carries the decision, then goes.
+        """
+        from avshared.training.devices import cluster_environment
+
+        environment = cluster_environment()
+        if environment is None or environment.world_size() == 1:
+            decision = self.resume_path(may_clear=True)
+            self.prepare()
+            return decision
+        import torch.distributed as dist
+
+        dist.init_process_group(
+            "gloo",
+            init_method=f"tcp://{environment.main_address}:{environment.main_port}",
+            rank=environment.global_rank(),
+            world_size=environment.world_size(),
+        )
+        try:
+            message: list[str | None] = [None]
+            if dist.get_rank() == 0:
+                decision = self.resume_path(may_clear=True)
+                self.prepare()
+                message = [str(decision) if decision else ""]
+            dist.broadcast_object_list(message, src=0)
+        finally:
+            dist.destroy_process_group()
+        return Path(message[0]) if message[0] else None
+
     def clear(self) -> None:
         """Remove the folder: the next run trains afresh."""
         shutil.rmtree(self.directory, ignore_errors=True)

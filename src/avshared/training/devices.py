@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from lightning.fabric.plugins.environments import (
+    ClusterEnvironment,
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+)
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 
 from avshared.training.data import LoaderSettings
@@ -33,6 +37,14 @@ def launched_by_cluster() -> bool:
     """Whether torchrun or SLURM's srun started this process as one rank of several."""
     slurm = SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1
     return TorchElasticEnvironment.detect() or slurm
+
+
+def cluster_environment() -> ClusterEnvironment | None:
+    """Lightning's view of the launcher that started this process as one of several (its rank,
+    world size and main address and port), or None without one."""
+    if not launched_by_cluster():
+        return None
+    return TorchElasticEnvironment() if TorchElasticEnvironment.detect() else SLURMEnvironment()
 
 
 def resolve_accelerator(setting: str) -> str:

@@ -35,13 +35,16 @@ import pandas as pd
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from avshared.crema_d import PROBABILITY_COLUMNS
 from avshared.features.audio import spectrogram_stats as measure_spectrogram_stats
 from avshared.features.store import FeatureStore
+from avshared.ranks import global_rank
 from avshared.splits import fold_splits
 from avshared.training import tracking
 from avshared.training.curriculum import WarmStart, curriculum_stages
 from avshared.training.equal_treatment import apply_parameter_matching
 from avshared.training.phase import (
+    CONDITIONS,
     build_targets,
     evaluate_model,
     load_trained_model,
@@ -235,6 +238,11 @@ def evaluate_phase(
     """``nodes.evaluate_model`` per fold; under k-fold the predictions pool the folds and the
     metrics are those of the pooled predictions, with ``per_fold`` metrics and ``fold_mean`` /
     ``fold_sd`` of ``FOLD_SCORES``."""
+    if global_rank() != 0:
+        # Under torchrun / srun every rank runs this node, and a one-device trainer would put
+        # every node's local ranks on its first GPU: rank 0 evaluates, the others (whose outputs
+        # the hooks keep in memory and drop) do not.
+        return _not_evaluated_here(training_summary)
     features = {"log_mel_spectrograms": log_mel_spectrograms, "face_frames": face_frames}
     folds = _folds(targets)
     if len(folds) == 1:
@@ -287,6 +295,36 @@ def evaluate_phase(
         metrics["fold_sd"]["test_accuracy"],
     )
     return predictions, _with_options(metrics, training_summary, folds=len(folds))
+
+
+def _not_evaluated_here(training_summary: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """What a global rank other than 0 returns for the evaluation: no predictions, no scores."""
+    config = training_summary["config"]
+    modalities = tuple(config["modalities"])
+    columns = ["condition", "clip_id", "actor", "emotion", "level", "target", "predicted"]
+    predictions = pd.DataFrame(columns=[*columns, *PROBABILITY_COLUMNS, "fold"])
+    nothing = dict.fromkeys(FOLD_SCORES, float("nan"))
+    main = CONDITIONS[modalities]
+    logger.info("Rank %d: the test clips are evaluated on global rank 0 only", global_rank())
+    metrics = {
+        "phase": config["phase"],
+        "data": config["data_source"],
+        "demo": config["data_source"] == "demo",
+        "modalities": list(modalities),
+        "model_kind": config["model"]["kind"],
+        "target": config["target"]["kind"],
+        "condition": main,
+        **nothing,
+        "conditions": {main: nothing},
+        "test_clips": 0,
+        "evaluated_on_global_rank": 0,
+        "param_count": training_summary["param_count"],
+        "train_samples_per_s": training_summary["train_samples_per_s"],
+        "epochs": training_summary["epochs"],
+        "best_epoch": training_summary["best_epoch"],
+        "mlflow_run_id": training_summary["mlflow_run_id"],
+    }
+    return predictions, metrics
 
 
 def fold_weights(model_weights: Mapping[str, Tensor], fold: int) -> dict[str, Tensor]:

@@ -35,7 +35,6 @@ from avshared.models import (
     count_parameters,
     restore_model,
 )
-from avshared.ranks import global_rank
 from avshared.training import tracking
 from avshared.training.callbacks import (
     EarlyStoppingAfterWarmUp,
@@ -333,11 +332,8 @@ def train_model(
         config["phase"],
         fingerprint(_resume_description(config, model_config, targets)),
     )
-    # Under torchrun / srun every rank runs this node; only rank 0 touches the shared folder.
-    first = global_rank() == 0
-    resume_from = checkpoints.resume_path(may_clear=first)
-    if first:
-        checkpoints.prepare()
+    # Under torchrun / srun every rank runs this node: rank 0 decides, the others are told.
+    resume_from = checkpoints.decide_resume()
     stats = spectrogram_stats if "audio" in stores else None
     module = _phase_module(config, model_config, stats)
     data = ClipDataModule(
