@@ -154,7 +154,7 @@ def naive_face_frames(jobs: list[tuple[str, str]], params: dict[str, Any]) -> It
 
 def run_child(spec: dict[str, Any]) -> None:
     """Extract the spec's modalities of the manifest's clips into stores; write what it did."""
-    from avshared.features.store import FeatureStoreDataset
+    from avshared.datasets.feature_store import FeatureStoreDataset
     from avshared.pipelines.features.nodes import extract_face_frames, extract_log_mel_spectrograms
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

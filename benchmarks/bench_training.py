@@ -11,7 +11,7 @@ Each repetition of each phase is a whole process (`python benchmarks/bench_train
 SPEC`) that builds the phase's model as the training pipeline does: avshared.models.build_model
 with ModelConfig.preset(<preset>) and the phase's overrides of conf/base/parameters_training.yml
 (training.defaults merged with training.phases.<phase>, by the pipeline's own
-phase_config), wrapped in avshared.training.module.EmotionClassifierModule (loss,
+resolve_phase_config), wrapped in avshared.training.module.EmotionClassifierModule (loss,
 AdamW, warm-up and cosine schedule), and trains it with a Lightning Trainer set up as train_model
 sets it up on a CPU (32-bit, gradient clipping, deterministic mode, one device), on random inputs
 at the default feature shapes (audio (1, 64, 300) float32, video (8, 3, 112, 112) uint8) and batch
@@ -82,12 +82,12 @@ def run_child(spec: dict[str, Any]) -> None:
     from avshared.crema_d import EMOTIONS
     from avshared.models import ModelConfig, build_model, count_parameters
     from avshared.training.module import EmotionClassifierModule
-    from avshared.training.phase import phase_config
+    from avshared.training.phase import phase_config as resolve_phase_config
 
     training = yaml.safe_load(PARAMETERS.read_text())["training"]
     phase = spec["phase"]
     # No corpus is read: the root only decides the demo/crema-d label, which is not used here.
-    config = phase_config(
+    config = resolve_phase_config(
         training["defaults"], training["phases"][phase], spec["scratch"], phase=phase
     )
     model_fields = {k: v for k, v in config["model"].items() if k not in ("kind", "preset")}
@@ -189,7 +189,8 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
     from avshared.features.store import FeatureStore, write_feature_store
     from avshared.pipelines.training import PHASE_MODALITIES
     from avshared.training.data import ClipDataModule
-    from avshared.training.phase import phase_config, train_model
+    from avshared.training.phase import phase_config as resolve_phase_config
+    from avshared.training.phase import train_model
 
     torch.set_num_threads(spec["threads"])
     folder, rng = Path(spec["scratch"]), np.random.default_rng(0)
@@ -224,7 +225,7 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
     }
     defaults["data"] |= {"batch_size": spec["batch_size"], "num_workers": 0}
     defaults["checkpoint_dir"] = str(folder / "checkpoints")
-    config = phase_config(
+    config = resolve_phase_config(
         defaults,
         training["phases"][spec["phase"]],
         spec["scratch"],
