@@ -70,7 +70,7 @@ from measure import (
 )
 
 from avshared import crema_d
-from avshared.datasets.feature_store import FeatureStore
+from avshared.features.store import FeatureStore
 from avshared.pipelines.ingestion.nodes import check_root, list_clips, probe_clips, validate_clips
 
 CONF = PROJECT_ROOT / "conf" / "base"
@@ -114,8 +114,8 @@ def naive_log_mels(jobs: list[tuple[str, str]], params: dict[str, Any]) -> Itera
     """One clip at a time: the whole WAV, then the same log-mel computation as the pipeline."""
     import soundfile as sf
 
-    from avshared.datasets.feature_store import FeatureIssue, FeatureItem
     from avshared.features.audio import LogMelConfig, LogMelExtractor
+    from avshared.features.store import FeatureIssue, FeatureItem
 
     extractor = LogMelExtractor(LogMelConfig(**params))
     for clip_id, path in jobs:
@@ -135,8 +135,8 @@ def naive_face_frames(jobs: list[tuple[str, str]], params: dict[str, Any]) -> It
     pipeline does (avshared.features.video.face_frames_item)."""
     import cv2
 
-    from avshared.datasets.feature_store import FeatureIssue, FeatureItem
     from avshared.features import video
+    from avshared.features.store import FeatureIssue, FeatureItem
 
     config = video.FaceFramesConfig(**params)
     for clip_id, path in jobs:

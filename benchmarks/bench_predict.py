@@ -61,7 +61,7 @@ from avshared import crema_d, media
 from avshared.features.audio import LogMelConfig
 from avshared.features.video import FaceFramesConfig
 from avshared.models import ModelConfig, build_model
-from avshared.pipelines.training.specification import build_model_spec
+from avshared.training.specification import build_model_spec
 
 CLIP_SECONDS = 2.5
 STAGE_LINE = re.compile(r"(\w+) ([\d.]+) s \(\d+%\)")

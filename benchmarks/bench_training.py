@@ -126,7 +126,7 @@ def synthetic_phase_data(
     import pandas as pd
 
     from avshared.crema_d import EMOTIONS
-    from avshared.datasets.feature_store import FeatureStore, write_feature_store
+    from avshared.features.store import FeatureStore, write_feature_store
     from avshared.pipelines.features.nodes import compute_spectrogram_stats
     from avshared.pipelines.training import PHASE_MODALITIES
 
@@ -302,9 +302,9 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
     loader's own samples/s (reading + collating + device standardisation, no model)."""
     import torch
 
-    from avshared.pipelines.training.data import ClipDataModule
-    from avshared.pipelines.training.module import EmotionClassifierModule
     from avshared.pipelines.training.nodes import train_model
+    from avshared.training.data import ClipDataModule
+    from avshared.training.module import EmotionClassifierModule
 
     torch.set_num_threads(spec["threads"])
     folder = Path(spec["scratch"])

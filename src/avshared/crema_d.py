@@ -12,6 +12,10 @@ from pathlib import Path
 
 #: The six acted emotions, in the order used for class indices everywhere in avshared.
 EMOTIONS: tuple[str, ...] = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+#: Columns of a distribution over the emotions (a target, a vote share, predicted probabilities).
+PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"p_{emotion}" for emotion in EMOTIONS)
+#: The parts of a split, in order.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: One-letter codes of the ratings files (tabulatedVotes, summaryTable, finishedResponses).
 EMOTION_LETTERS: dict[str, str] = {
     "ANG": "A",
@@ -61,8 +65,9 @@ ABSENT_CLIPS: frozenset[str] = frozenset(
     }
 )
 
-#: Crowd rating modalities and their `queryType` in the ratings files.
-MODALITIES: tuple[str, ...] = ("voice", "face", "audiovisual")
+#: Crowd rating modalities (what the raters were shown) and their `queryType` in the ratings files;
+#: not the model's input modalities (audio, video).
+RATING_MODALITIES: tuple[str, ...] = ("voice", "face", "audiovisual")
 QUERY_TYPES: dict[str, int] = {"voice": 1, "face": 2, "audiovisual": 3}
 
 #: Media formats of the real corpus.

@@ -2,6 +2,7 @@
 
 from kedro.config import OmegaConfigLoader
 
+from avshared.hooks.parameters import ParameterValidationHook
 from avshared.hooks.run_lock import ProjectRunLock
 from avshared.hooks.tracking import PhaseRunsHook
 from avshared.hooks.tracking_server import TrackingServerProbe
@@ -19,7 +20,8 @@ CONFIG_LOADER_ARGS = {
     },
 }
 
-# One `kedro run` at a time per project directory; a tracking server that does not answer stops
+# Parameters checked against their schemas (avshared.parameters) before anything runs; one
+# `kedro run` at a time per project directory; a tracking server that does not answer stops
 # the run at once (docs/tracking.md); one MLflow child run per training phase, and only global rank
 # 0 writes under torchrun / SLURM.
-HOOKS = (ProjectRunLock(), TrackingServerProbe(), PhaseRunsHook())
+HOOKS = (ParameterValidationHook(), ProjectRunLock(), TrackingServerProbe(), PhaseRunsHook())

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from kedro.io.core import DatasetError, Version
 
-from avshared.datasets import feature_store
 from avshared.datasets.feature_store import FeatureStoreDataset
+from avshared.features import store as feature_store
 
 ITEM_SHAPE = (1, 64, 300)  # a default log-mel spectrogram: 38 kB in float16
 

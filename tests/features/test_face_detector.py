@@ -24,7 +24,7 @@ MODEL_SHA256 = "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633
 
 
 def test_the_model_ships_inside_the_package_with_its_licence():
-    models = files("avshared.features") / "models"
+    models = files("avshared.features") / "weights"
     model = (models / face_detector.MODEL_FILE).read_bytes()
     assert hashlib.sha256(model).hexdigest() == MODEL_SHA256
     assert "Apache License" in (models / "LICENSE-blazeface.txt").read_text()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from avshared import media
-from avshared.datasets.feature_store import FeatureItem
 from avshared.features.audio import LogMelConfig, extract_clip_log_mel
 from avshared.features.parallel import FeatureStream
+from avshared.features.store import FeatureItem
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from avshared.models import ClassificationHead, SharedEncoder
+from avshared.models import (
+    ClassificationHead,
+    ModelConfig,
+    SharedEncoder,
+    build_model,
+    restore_model,
+)
+
+TINY_CONFIG = ModelConfig.preset("tiny")
 
 
 def _encoder() -> SharedEncoder:
@@ -96,3 +105,21 @@ def test_layer_norm_epsilon_is_an_option_with_torchs_default():
 
     assert eps(default) == {1e-5}
     assert eps(timm_like) == {1e-6}
+
+
+def test_the_encoders_layernorm_is_the_models_only_final_normalisation():
+    model = build_model("shared", "bimodal", TINY_CONFIG)
+    assert isinstance(model.encoder.norm, nn.LayerNorm)
+    assert not any(isinstance(module, nn.LayerNorm) for module in model.head.modules())
+    assert [type(m) for m in model.head.children()] == [nn.Linear]
+
+
+def test_weights_with_the_old_head_layernorm_are_refused_clearly():
+    model = build_model("shared", "audio", TINY_CONFIG)
+    weights = {
+        **model.state_dict(),
+        "head.norm.weight": torch.ones(TINY_CONFIG.dim),
+        "head.norm.bias": torch.zeros(TINY_CONFIG.dim),
+    }
+    with pytest.raises(ValueError, match=r"LayerNorm in the classification head.*train the phase"):
+        restore_model("shared", "audio", TINY_CONFIG.to_dict(), weights)

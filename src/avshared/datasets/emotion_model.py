@@ -1,5 +1,6 @@
 """Kedro dataset of a trained model to predict with: a phase's latest model from 06_models, or a
-model logged in MLflow by avshared.serving (``models:/avshared-bimodal@candidate``, ``runs:/...``).
+model logged in MLflow by avshared.inference.serving (``models:/avshared-bimodal@candidate``,
+``runs:/...``).
 
 Loads ``{"spec": <model specification>, "weights": <state_dict>, "source": <where from>}``.
 """
@@ -36,7 +37,7 @@ class EmotionModelDataset(AbstractDataset[None, dict[str, Any]]):
 
     def load(self) -> dict[str, Any]:
         if self._model.startswith(MLFLOW_URI_PREFIXES):
-            from avshared import serving
+            from avshared.inference import serving
 
             spec, weights = serving.load_registered(self._model)
             return {"spec": spec, "weights": weights, "source": self._model}

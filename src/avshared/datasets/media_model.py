@@ -1,10 +1,10 @@
 """Kedro dataset of a phase's media-in MLflow model: saving it logs the model into the phase's
-MLflow run and registers it (avshared.serving), so that no node calls MLflow.
+MLflow run and registers it (avshared.inference.serving), so that no node calls MLflow.
 
 kedro-mlflow's ``MlflowModelTrackingDataset`` does not fit this model: it logs into the active run
 (the phase's is a child run the nodes do not activate), and a pyfunc *object* would be pickled,
-which ``mlflow models serve`` would unpickle from the registry. avshared.serving logs the model
-from code instead, with its specification (JSON) and weights (read back with
+which ``mlflow models serve`` would unpickle from the registry. avshared.inference.serving logs the
+model from code instead, with its specification (JSON) and weights (read back with
 ``torch.load(weights_only=True)``) as artifacts.
 """
 
@@ -58,7 +58,9 @@ class RegisteredMediaModelDataset(AbstractDataset[dict[str, Any], None]):
                 spec["folds"],
             )
             return
-        from avshared import serving  # MLflow's pyfunc machinery, only when a model is logged
+        from avshared.inference import (
+            serving,  # MLflow's pyfunc machinery, only when a model is logged
+        )
 
         serving.log_and_register(
             spec, data["weights"], name=self._registered_model_name, alias=self._alias

@@ -21,7 +21,7 @@ import torch
 import torchaudio
 
 from avshared import media
-from avshared.datasets.feature_store import FeatureIssue, FeatureItem
+from avshared.features.store import FeatureIssue, FeatureItem
 
 WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window}
 STORAGE_DTYPES = ("float16", "float32")

@@ -47,11 +47,6 @@ class Detection:
     score: float
 
     @property
-    def area(self) -> float:
-        x0, y0, x1, y1 = self.box
-        return max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
-
-    @property
     def centre(self) -> tuple[float, float]:
         x0, y0, x1, y1 = self.box
         return ((x0 + x1) / 2, (y0 + y1) / 2)
@@ -125,7 +120,7 @@ class BlazeFace:
     OpenCV network cannot be pickled to worker processes."""
 
     def __init__(self, min_score: float = MIN_SCORE) -> None:
-        model = files("avshared.features") / "models" / MODEL_FILE
+        model = files("avshared.features") / "weights" / MODEL_FILE
         self.engine = tflite_engine()
         self.net = cv2.dnn.readNetFromTFLite(str(model), engine=getattr(cv2.dnn, self.engine))
         self.output_names = tuple(OUTPUT_SHAPES)

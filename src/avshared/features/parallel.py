@@ -23,7 +23,7 @@ import cv2
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from avshared.datasets.feature_store import FeatureItem
+from avshared.features.store import FeatureItem
 
 logger = logging.getLogger(__name__)
 

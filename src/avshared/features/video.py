@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from avshared import media
-from avshared.datasets.feature_store import FeatureIssue, FeatureItem
 from avshared.features.face_detector import MIN_SCORE, blazeface
+from avshared.features.store import FeatureIssue, FeatureItem
 
 #: (x0, y0, x1, y1) in pixels, x1 and y1 exclusive.
 Box = tuple[int, int, int, int]

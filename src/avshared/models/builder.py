@@ -42,6 +42,15 @@ def restore_model(
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     given = {name: tuple(t.shape) for name, t in state_dict.items()}
     if expected != given:
+        old_head_norm = sorted(
+            n for n in given.keys() - expected.keys() if ".norm." in n and "head" in n
+        )
+        if old_head_norm:
+            raise ValueError(
+                f"the weights have a LayerNorm in the classification head ({old_head_norm[:4]}): "
+                "they were trained before the head lost its second LayerNorm (the encoder's final "
+                "LayerNorm is the model's only one now); train the phase again"
+            )
         differ = sorted(n for n in expected.keys() & given.keys() if expected[n] != given[n])
         missing, unexpected = expected.keys() - given.keys(), given.keys() - expected.keys()
         raise ValueError(

@@ -1,4 +1,5 @@
-"""Clip lists of published CREMA-D splits, shipped with the package (``split.strategy: file``).
+"""Clip lists of published CREMA-D splits, shipped with the package (``split.strategy: file``),
+and the folds of a split table (``fold_splits``).
 
 ``ogm_ge/``: the random clip split of OGM-GE (Peng et al., CVPR 2022), 6,698 train / 744 test clips,
 lines ``clip,EMOTION`` without header, taken unchanged from GeWu-Lab/OGM-GE_CVPR2022 (commit
@@ -11,6 +12,12 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from avshared.splits.folds import fold_splits
+
+__all__ = ["SHIPPED_LISTS", "SPLIT_STRATEGIES", "fold_splits", "shipped_list_path"]
+
+#: ``split.strategy``: by actor, by actor in k folds, the random clip split, or a list from a file.
+SPLIT_STRATEGIES: tuple[str, ...] = ("actor", "random_clip", "file", "actor_kfold")
 #: Names of the shipped lists, usable as ``split.file.test_list`` instead of a path.
 SHIPPED_LISTS: dict[str, tuple[str, str]] = {
     "ogm_ge/test": ("ogm_ge", "test.csv"),

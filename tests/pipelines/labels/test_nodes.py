@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avshared.crema_d import MODALITIES, SUMMARY_TABLE_FILE, TABULATED_VOTES_FILE
+from avshared.crema_d import RATING_MODALITIES, SUMMARY_TABLE_FILE, TABULATED_VOTES_FILE
 from avshared.crowd_ratings import (
     R_CSV_LOAD_ARGS,
     SUMMARY_PREFIXES,
@@ -47,7 +47,7 @@ def test_build_crowd_labels_one_row_per_clip_and_modality(synthetic_finished_res
 
     assert list(labels.columns) == list(CROWD_LABEL_COLUMNS)
     assert len(labels) == 24 * 3
-    assert labels["modality"].unique().tolist() == list(MODALITIES)
+    assert labels["modality"].unique().tolist() == list(RATING_MODALITIES)
     assert (labels["clip_id"].str[9:12] == labels["acted_emotion"]).all()
     assert (labels[list(COUNT_COLUMNS)].sum(axis=1) == labels["num_responses"]).all()
     np.testing.assert_allclose(labels[list(PROBABILITY_COLUMNS)].sum(axis=1), 1.0)
@@ -122,7 +122,7 @@ def test_summarise_human_accuracy_pools_responses(synthetic_finished_responses):
     assert report["per_emotion"]["face"]["SAD"] == (
         sad_face["num_correct"].sum() / sad_face["num_responses"].sum()
     )
-    assert list(report["overall"]) == list(MODALITIES)
+    assert list(report["overall"]) == list(RATING_MODALITIES)
     assert report["source"] == "finishedResponses"
 
 

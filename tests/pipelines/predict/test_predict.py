@@ -21,7 +21,7 @@ import pytest
 
 from avshared import media
 from avshared.crema_d import EMOTIONS
-from avshared.prediction import TABLE_WIDTH, window_count
+from avshared.inference.prediction import TABLE_WIDTH, window_count
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from avshared.crema_d import EMOTION_LETTERS, EMOTIONS, MODALITIES, QUERY_TYPES
+from avshared.crema_d import EMOTION_LETTERS, EMOTIONS, QUERY_TYPES, RATING_MODALITIES
 
 
 @dataclass(frozen=True)
@@ -171,17 +171,19 @@ def simulate_judgements(
     """
     rng = np.random.default_rng([seed, 2])
     low, high = settings.ratings_per_clip
-    needs = rng.integers(low, high + 1, size=(len(MODALITIES), len(clips)))
+    needs = rng.integers(low, high + 1, size=(len(RATING_MODALITIES), len(clips)))
     judgements = assign_raters(needs, settings.clips_per_rater, rng)
     # Each rater answers in a random order (pos); questions are numbered per query type (questNum).
     judgements = judgements.iloc[rng.permutation(len(judgements))]
     judgements = judgements.sort_values("rater", kind="stable").reset_index(drop=True)
     judgements["pos"] = judgements.groupby("rater").cumcount() + 1
     judgements["question"] = judgements.groupby(["rater", "presentation"]).cumcount() + 1
-    judgements["query_type"] = [QUERY_TYPES[MODALITIES[k]] for k in judgements["presentation"]]
+    judgements["query_type"] = [
+        QUERY_TYPES[RATING_MODALITIES[k]] for k in judgements["presentation"]
+    ]
 
     acted = np.array([EMOTIONS.index(e) for e in clips["emotion"]])[judgements["clip"]]
-    seen_clarity = np.stack([clarity[m] for m in MODALITIES])[
+    seen_clarity = np.stack([clarity[m] for m in RATING_MODALITIES])[
         judgements["presentation"], judgements["clip"]
     ]
     answered = choose_emotions(acted, seen_clarity, settings, rng)

@@ -35,7 +35,7 @@ from avshared.crema_d import (
     LEVEL_VALUES,
     LEVELLED_SENTENCE,
     LEVELS,
-    MODALITIES,
+    RATING_MODALITIES,
     SENTENCES,
     VIDEO_DIR,
     VIDEO_FPS,
@@ -70,12 +70,16 @@ NO_FAULT = "none"
 #: The faults of the real corpus (README "do not display correctly") that the demo reproduces, with
 #: the crowd presentations each one spoils: their raters saw or heard nothing of the acted emotion.
 FAULT_SPOILS: dict[str, frozenset[str]] = {
-    "silent_stub": frozenset(MODALITIES),  # error picture, no audio, very short (1076_MTI_SAD_XX)
+    "silent_stub": frozenset(
+        RATING_MODALITIES
+    ),  # error picture, no audio, very short (1076_MTI_SAD_XX)
     "short_video": frozenset({"face", "audiovisual"}),  # very short video (1076_MTI_NEU_XX)
     "no_duration_video": frozenset(
         {"face", "audiovisual"}
     ),  # video with no duration (1064_TIE_SAD_XX)
-    "all_emotions_long": frozenset(MODALITIES),  # ~1 min, every emotion of IEO (1064_IEO_DIS_MD)
+    "all_emotions_long": frozenset(
+        RATING_MODALITIES
+    ),  # ~1 min, every emotion of IEO (1064_IEO_DIS_MD)
     # Damaged in the copy, not when it was rated: random bytes instead of a Flash video, and a WAV
     # left as the Git LFS pointer that a download without `git lfs` leaves.
     "unreadable_video": frozenset(),
@@ -420,7 +424,7 @@ def simulate_crowd_responses(
         settings.audiovisual_voice_weight,
     )
     spoils = [FAULT_SPOILS.get(fault, frozenset()) for fault in clip_truth["fault"]]
-    for modality in MODALITIES:
+    for modality in RATING_MODALITIES:
         spoiled = np.array([modality in spoiled_by for spoiled_by in spoils], dtype=bool)
         clarity[modality] = np.where(spoiled, 0.0, clarity[modality])
     judgements = simulate_judgements(clip_truth, clarity, settings, seed)

@@ -20,9 +20,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from avshared.crema_d import is_demo_root
-from avshared.datasets.feature_store import FINGERPRINT, FeatureStore
 from avshared.features.audio import LogMelConfig, extract_clip_log_mel, spectrogram_stats
 from avshared.features.parallel import FeatureStream
+from avshared.features.store import FINGERPRINT, FeatureStore
 from avshared.features.video import FaceFramesConfig, extract_clip_face_frames
 
 logger = logging.getLogger(__name__)

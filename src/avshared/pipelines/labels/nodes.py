@@ -23,8 +23,9 @@ from avshared.crema_d import (
     FINISHED_RESPONSES_FILE,
     LETTER_EMOTIONS,
     MISSING_ROOT_HELP,
-    MODALITIES,
+    PROBABILITY_COLUMNS,
     QUERY_TYPES,
+    RATING_MODALITIES,
     TABULATED_VOTES_FILE,
     VOTE_COLUMNS,
     parse_clip_id,
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: crowd_labels columns of the vote counts and of the soft label, in crema_d.EMOTIONS order.
 COUNT_COLUMNS: tuple[str, ...] = tuple(f"count_{e}" for e in EMOTIONS)
-PROBABILITY_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 CROWD_LABEL_COLUMNS: tuple[str, ...] = (
     "clip_id",
     "modality",
@@ -197,13 +197,13 @@ def summarise_human_accuracy(crowd_labels: pd.DataFrame) -> dict[str, Any]:
     Returns:
         ``{"overall": {modality: accuracy}, "per_emotion": {modality: {emotion: accuracy}},
         "responses": {modality: {"correct", "total", "clips"}}, "source": ...}``, modalities in
-        crema_d.MODALITIES order and emotions in crema_d.EMOTIONS order, any without ratings left
-        out.
+        crema_d.RATING_MODALITIES order and emotions in crema_d.EMOTIONS order, any without ratings
+        left out.
     """
     overall = response_accuracy(crowd_labels, by=["modality"])
     per_emotion = response_accuracy(crowd_labels, by=["modality", "acted_emotion"])
     clips = crowd_labels.groupby("modality")["clip_id"].nunique()
-    modalities = [m for m in MODALITIES if m in overall.index]
+    modalities = [m for m in RATING_MODALITIES if m in overall.index]
     sources = sorted(set(crowd_labels["source"]))
     return {
         "definition": (

@@ -8,7 +8,12 @@ from typing import Any
 
 import pandas as pd
 
-from avshared.prediction import EmotionPredictor, MediaInput, find_media_inputs, format_predictions
+from avshared.inference.prediction import (
+    EmotionPredictor,
+    MediaInput,
+    find_media_inputs,
+    format_predictions,
+)
 
 logger = logging.getLogger(__name__)
 

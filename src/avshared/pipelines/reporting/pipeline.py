@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline
 
-from avshared.pipelines.training import DEFAULT_PHASES
+from avshared.training.phases import DEFAULT_PHASES
 
 from .nodes import (
     check_split_protocol,

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from avshared.splits import SHIPPED_LISTS, shipped_list_path
+from avshared.crema_d import SPLITS
+from avshared.splits import SHIPPED_LISTS, SPLIT_STRATEGIES, shipped_list_path
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-STRATEGIES = ("actor", "random_clip", "file", "actor_kfold")
+STRATEGIES = SPLIT_STRATEGIES
 SPLIT_COLUMNS = ["fold", "clip_id", "actor", "split"]
 #: Columns of the clips a split list names that the manifest does not have.
 UNMATCHED_COLUMNS = ["clip_id", "listed_emotion", "reason"]
@@ -56,23 +56,12 @@ def _allocate(count: int, fractions: dict[str, float]) -> dict[str, int]:
     return sizes
 
 
-def _check_fractions(fractions: dict[str, float]) -> dict[str, float]:
-    if set(fractions) != set(SPLITS) or any(value < 0 for value in fractions.values()):
-        raise ValueError(f"split fractions must give {SPLITS} non-negative values, got {fractions}")
-    if not np.isclose(sum(fractions.values()), 1.0):
-        raise ValueError(
-            f"split fractions must sum to 1, got {fractions} (sum {sum(fractions.values())})"
-        )
-    return fractions
-
-
 def split_by_actor(manifest: pd.DataFrame, fractions: dict[str, float], seed: int) -> pd.Series:
     """The split of each clip when whole actors go to one split, dealt per sex.
 
     Within each sex the actors are shuffled (seeded) and cut by ``fractions``, so each split gets
     its share of male and of female actors.
     """
-    _check_fractions(fractions)
     rng = np.random.default_rng(seed)
     actors = manifest.drop_duplicates("actor")[["actor", "sex"]].sort_values("actor")
     actor_split: dict[int, str] = {}
@@ -289,16 +278,3 @@ def split_clips(
             raise RuntimeError(f"actors on two sides of the split: {list(sides.index[sides > 1])}")
     _log_summary(result, clip_manifest, strategy)
     return result[SPLIT_COLUMNS], unmatched.reset_index(drop=True)
-
-
-def fold_splits(split: pd.DataFrame) -> dict[int, pd.DataFrame]:
-    """The split of each fold (clip_id, actor, split), keyed by fold, in fold order.
-
-    Accepts a split without a ``fold`` column (written before folds existed) as fold 0.
-    """
-    if "fold" not in split.columns:
-        return {0: split.loc[:, ["clip_id", "actor", "split"]]}
-    return {
-        int(fold): rows.loc[:, ["clip_id", "actor", "split"]].reset_index(drop=True)
-        for fold, rows in split.groupby("fold", sort=True)
-    }

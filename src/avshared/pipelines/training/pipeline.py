@@ -12,27 +12,19 @@ from functools import partial
 
 from kedro.pipeline import Node, Pipeline
 
-from .folds import build_fold_targets, evaluate_phase, train_phase
-from .nodes import plot_confusion_matrix, resolve_phase_config
-from .specification import build_model_spec, package_media_model
-from .tracking import summarise_test_scores
+from avshared.training.phases import DEFAULT_PHASES, PHASE_MODALITIES
 
-#: The phases and their inputs: the one list of phases. training.phases.<phase> in
-#: parameters_training.yml overrides the shared defaults for that phase (model kind, sizes, ...).
-PHASE_MODALITIES: dict[str, tuple[str, ...]] = {
-    "video": ("video",),
-    "audio": ("audio",),
-    "bimodal": ("audio", "video"),
-    "baseline": ("audio", "video"),
-    # Equal treatment, label sources and the phase path: rows beside bimodal and baseline.
-    "baseline_matched": ("audio", "video"),
-    "bimodal_perceived_majority": ("audio", "video"),
-    "bimodal_perceived_soft": ("audio", "video"),
-    "bimodal_curriculum": ("audio", "video"),
-}
-#: The phases of `kedro run`; `kedro run --pipelines=comparison` adds the label-source and
-#: curriculum rows (every phase of PHASE_MODALITIES).
-DEFAULT_PHASES: tuple[str, ...] = ("video", "audio", "bimodal", "baseline", "baseline_matched")
+from .nodes import (
+    build_model_spec,
+    build_targets,
+    evaluate_model,
+    package_media_model,
+    plot_confusion_matrix,
+    resolve_phase_config,
+    summarise_test_scores,
+    train_model,
+)
+
 #: Datasets the template reads that other pipelines make; they keep their names in every phase.
 SHARED_INPUTS: tuple[str, ...] = ("clip_manifest", "crowd_labels", "split")
 #: The feature datasets of each modality (also the node arguments they are passed as).
@@ -60,13 +52,13 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="resolve_phase_config",
             ),
             Node(
-                build_fold_targets,
+                build_targets,
                 inputs=["clip_manifest", "crowd_labels", "split", "config"],
                 outputs=["targets", "target_summary"],
                 name="build_targets",
             ),
             Node(
-                train_phase,
+                train_model,
                 inputs={
                     "targets": "targets",
                     "target_summary": "target_summary",
@@ -78,7 +70,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 name="train_model",
             ),
             Node(
-                evaluate_phase,
+                evaluate_model,
                 inputs={
                     "model_weights": "model_weights",
                     "targets": "targets",
@@ -100,7 +92,8 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 outputs="test_scores",
                 name="summarise_test_scores",
             ),
-            # What prediction needs to rebuild the model and its inputs (avshared.prediction).
+            # What prediction needs to rebuild the model and its inputs
+            # (avshared.inference.prediction).
             Node(
                 build_model_spec,
                 inputs={

@@ -1,0 +1,315 @@
+"""One schema per parameter file (conf/base/parameters_<pipeline>.yml), checked once when a
+pipeline starts (avshared.hooks.parameters.ParameterValidationHook) with the runtime ``--params``
+applied, so that a typo fails before any node runs, with an error that names the key and the
+allowed values.
+
+The schemas check the types and values of the keys the code reads; a file whose content is open by
+design (the demo corpus's voice and face profiles, the phases' overrides) is checked where it is
+read. Every phase of ``training.phases`` is checked merged with ``training.defaults``, as the
+training pipeline merges them, and its devices against this machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, Literal
+
+from omegaconf import OmegaConf
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from avshared.crema_d import SPLITS
+from avshared.features.audio import NORMALISATION_MODES, LogMelConfig
+from avshared.features.video import FaceFramesConfig
+from avshared.splits import SPLIT_STRATEGIES
+from avshared.training.devices import trainer_settings
+from avshared.training.phases import PHASE_MODALITIES
+from avshared.training.schema import PhaseParameters
+
+
+class ParameterError(ValueError):
+    """Parameters that do not fit their schema; the message lists every key at fault."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def _dataclass_fields(config_class: type, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    known = {field.name for field in fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; known: {sorted(known)}")
+    config_class(**values)  # the dataclass's own checks of the values
+    return values
+
+
+# ---------------------------------------------------------------- parameters_split.yml
+class ActorSplitParameters(_Strict):
+    fractions: dict[str, NonNegativeFloat]
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, fractions: dict[str, float]) -> dict[str, float]:
+        if set(fractions) != set(SPLITS):
+            raise ValueError(f"need exactly the keys {list(SPLITS)}, got {sorted(fractions)}")
+        total = sum(fractions.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"must sum to 1, got {fractions} (sum {total})")
+        return fractions
+
+
+class KFoldParameters(_Strict):
+    folds: int
+    val_fraction: NonNegativeFloat
+
+    @field_validator("folds")
+    @classmethod
+    def _at_least_two(cls, folds: int) -> int:
+        if folds < 2:
+            raise ValueError(f"need at least 2 folds, got {folds}")
+        return folds
+
+
+class RandomClipParameters(_Strict):
+    test_fraction: NonNegativeFloat
+
+
+class FileSplitParameters(_Strict):
+    test_list: str
+    train_list: str | None = None
+
+
+class SplitParameters(_Strict):
+    strategy: Literal.__getitem__(SPLIT_STRATEGIES)  # type: ignore[valid-type]
+    seed: int
+    actor: ActorSplitParameters
+    actor_kfold: KFoldParameters
+    random_clip: RandomClipParameters
+    val_fraction: NonNegativeFloat
+    file: FileSplitParameters
+
+
+# ---------------------------------------------------------------- parameters_features.yml
+class ExtractionParameters(_Strict):
+    workers: NonNegativeInt
+    audio_workers: NonNegativeInt
+    prefetch_per_worker: PositiveInt
+
+
+class NormalisationParameters(_Strict):
+    mode: Literal.__getitem__(NORMALISATION_MODES)  # type: ignore[valid-type]
+
+
+class FeaturesParameters(_Strict):
+    extraction: ExtractionParameters
+    audio: dict[str, Any]
+    normalisation: NormalisationParameters
+    video: dict[str, Any]
+    example: dict[str, Any] = {}
+
+    @field_validator("audio")
+    @classmethod
+    def _audio(cls, audio: dict[str, Any]) -> dict[str, Any]:
+        return dict(_dataclass_fields(LogMelConfig, audio))
+
+    @field_validator("video")
+    @classmethod
+    def _video(cls, video: dict[str, Any]) -> dict[str, Any]:
+        return dict(_dataclass_fields(FaceFramesConfig, video))
+
+
+# ---------------------------------------------------------------- parameters_ingestion.yml
+class IngestionParameters(_Strict):
+    workers: PositiveInt
+    min_duration_s: NonNegativeFloat
+    max_duration_s: NonNegativeFloat
+    max_av_duration_gap_s: NonNegativeFloat
+    fps_range: tuple[NonNegativeFloat, NonNegativeFloat]
+    min_frame_size: tuple[NonNegativeInt, NonNegativeInt]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> IngestionParameters:
+        durations = self.min_duration_s < self.max_duration_s
+        if not durations or not self.fps_range[0] < self.fps_range[1]:
+            raise ValueError("need min_duration_s < max_duration_s and fps_range[0] < fps_range[1]")
+        return self
+
+
+# ---------------------------------------------------------------- parameters_labels.yml
+class LabelsParameters(_Strict):
+    soft_label_pseudocount: NonNegativeFloat
+
+
+# ---------------------------------------------------------------- parameters_predict.yml
+class PredictOptions(_Strict):
+    workers: NonNegativeInt
+    batch_size: PositiveInt
+    rows_shown: PositiveInt
+
+
+class PredictParameters(_Strict):
+    inputs: str | None
+    model: str
+    options: PredictOptions
+
+
+# ---------------------------------------------------------------- parameters_reporting.yml
+class BootstrapParameters(_Strict):
+    n_boot: PositiveInt
+    seed: int
+    confidence: float
+    unit: Literal["clip", "actor"]
+
+    @field_validator("confidence")
+    @classmethod
+    def _between_zero_and_one(cls, confidence: float) -> float:
+        if not 0 < confidence < 1:
+            raise ValueError(f"must be between 0 and 1, got {confidence}")
+        return confidence
+
+
+class PairedComparisonParameters(_Strict):
+    alpha: float
+    n_permutations: PositiveInt
+    pairs: list[tuple[str, str]]
+
+
+class ReportingParameters(_Strict):
+    bootstrap: BootstrapParameters
+    chance_seed: int
+    paired_comparisons: PairedComparisonParameters
+
+
+# ---------------------------------------------------------------- parameters_training.yml
+class TrainingParameters(_Strict):
+    """``defaults`` is a whole phase configuration; each phase's overrides are checked merged with
+    it (``validate_parameters``)."""
+
+    defaults: dict[str, Any]
+    phases: dict[str, dict[str, Any] | None]
+
+    @field_validator("phases")
+    @classmethod
+    def _known_phases(cls, phases: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(phases) - set(PHASE_MODALITIES))
+        if unknown:
+            raise ValueError(
+                f"phases {unknown} have no pipeline; known: {sorted(PHASE_MODALITIES)} "
+                "(PHASE_MODALITIES in avshared/training/phases.py)"
+            )
+        for phase, overrides in phases.items():
+            if overrides and "modalities" in overrides:
+                raise ValueError(
+                    f"{phase}.modalities is set, but a phase's inputs are fixed by its pipeline: "
+                    "PHASE_MODALITIES in avshared/training/phases.py; remove the key, or add a "
+                    "phase there"
+                )
+        return phases
+
+
+# ---------------------------------------------------------------- parameters_demo_data.yml
+class DemoDataParameters(_Open):
+    """The generator's knobs: the corpus's extent is checked here, the voice, face and crowd models
+    (open dictionaries of profiles) where the generator reads them."""
+
+    seed: int
+    actors: list[int] | Literal["all"]
+    sentences: list[str] | Literal["all"]
+    workers: NonNegativeInt
+
+
+#: The schema of each top-level key of the parameter files.
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "split": SplitParameters,
+    "features": FeaturesParameters,
+    "ingestion": IngestionParameters,
+    "labels": LabelsParameters,
+    "predict": PredictParameters,
+    "reporting": ReportingParameters,
+    "training": TrainingParameters,
+    "demo_data": DemoDataParameters,
+}
+
+
+def _messages(error: ValidationError, prefix: str) -> list[tuple[tuple, str]]:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in (prefix, *item["loc"]))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        elif item["type"] == "missing":
+            message = "missing"
+        shown = item["type"] not in ("missing", "model_type") and not isinstance(
+            item["input"], dict | list
+        )
+        got = f" (got {item['input']!r})" if shown else ""
+        lines.append((tuple(item["loc"]), f"{location}: {message}{got}"))
+    return lines
+
+
+def merged_phase_parameters(defaults: Mapping[str, Any], overrides: Mapping | None) -> dict:
+    """``training.defaults`` with a phase's overrides merged in, key by key, as the pipeline
+    merges them."""
+    merged = OmegaConf.merge(OmegaConf.create(dict(defaults)), OmegaConf.create(overrides or {}))
+    return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+
+
+def validate_parameters(params: Mapping[str, Any], *, check_devices: bool = True) -> None:
+    """Check every top-level key of ``params`` that has a schema, and every training phase merged
+    with the defaults (and, with ``check_devices``, its devices against this machine); raise one
+    ``ParameterError`` listing every key at fault, with the allowed values."""
+    problems: list[str] = []
+    for key, schema in SCHEMAS.items():
+        if key in params:
+            try:
+                schema.model_validate(params[key])
+            except ValidationError as error:
+                problems.extend(message for _, message in _messages(error, key))
+    training = params.get("training")
+    if isinstance(training, Mapping) and isinstance(training.get("defaults"), Mapping):
+        try:
+            PhaseParameters.model_validate(training["defaults"])
+            in_defaults: set[tuple] = set()
+        except ValidationError as error:
+            found = _messages(error, "training.defaults")
+            problems.extend(message for _, message in found)
+            in_defaults = {location for location, _ in found}
+        phases = training.get("phases") or {}
+        for phase, overrides in phases.items():
+            if phase not in PHASE_MODALITIES or (overrides and "modalities" in overrides):
+                continue  # reported above
+            where = f"training.phases.{phase} (merged with training.defaults)"
+            config = merged_phase_parameters(training["defaults"], overrides)
+            try:
+                PhaseParameters.model_validate(config)
+            except ValidationError as error:
+                found = _messages(error, where)
+                problems.extend(m for location, m in found if location not in in_defaults)
+                continue
+            if check_devices:
+                try:
+                    trainer_settings(config["trainer"], config["data"])
+                except ValueError as error:
+                    problems.append(f"{where}.trainer: {error}")
+    if problems:
+        raise ParameterError(
+            "parameters do not fit their schema (avshared.parameters):\n  " + "\n  ".join(problems)
+        )
+
+
+__all__ = ["SCHEMAS", "ParameterError", "validate_parameters"]

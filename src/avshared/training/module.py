@@ -1,0 +1,182 @@
+"""The Lightning wrapper around an avshared classifier: standardisation, loss, metrics, optimiser,
+schedule and prediction.
+
+Everything a step does stays on the device: spectrograms are standardised there as one batched
+operation (``on_after_batch_transfer``), and loss and accuracy are torchmetrics objects, which
+Lightning reduces at the end of the epoch, across every process under DDP. No step reads a value
+back to the host.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from avshared.training.data import NO_LABEL
+
+#: How AdamW computes its update (``optimiser.implementation``); each gives the same update.
+ADAMW_IMPLEMENTATIONS: tuple[str, ...] = ("fused", "foreach", "for-loop")
+
+
+def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean over the batch of ``-sum_c target_c * log softmax(logits)_c``.
+
+    ``target`` (B, C) is a distribution per sample: one-hot for a hard label (where this equals the
+    usual cross-entropy) or a crowd vote distribution for soft targets.
+    """
+    return -(target * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
+
+
+def inputs_of(batch: dict[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
+    """The model's keyword inputs (``audio``/``video``) from a batch."""
+    return {modality: batch[modality] for modality in modalities}
+
+
+def spectrogram_standardiser(stats: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+    """``spectrogram_stats`` as (mean, std) tensors of shape (1, 1, n_mels or 1, 1), to broadcast
+    over a batch ``(B, 1, n_mels, frames)``."""
+    mean = torch.tensor(stats["mean"], dtype=torch.float32).reshape(1, 1, -1, 1)
+    std = torch.tensor(stats["std"], dtype=torch.float32).reshape(1, 1, -1, 1)
+    return mean, std
+
+
+class EmotionClassifierModule(L.LightningModule):
+    """Trains ``model`` (an avshared.models classifier) on batches of ``ClipDataModule``.
+
+    Batches arrive raw (``audio`` float16 dB, ``video`` uint8); ``spectrogram_stats`` standardise
+    the audio on the device. Logs per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
+    ``val_accuracy`` (reduced over all processes). AdamW with a linear warm-up then cosine decay to
+    zero at ``max_epochs``, stepped every batch. ``predict_step`` returns class probabilities for
+    the inputs named by ``predict_modalities`` (default: all the model's).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        modalities: Sequence[str],
+        spectrogram_stats: Mapping[str, Any] | None = None,
+        *,
+        learning_rate: float = 0.0,
+        weight_decay: float = 0.0,
+        warmup_epochs: float = 0.0,
+        implementation: str = "fused",
+    ):
+        super().__init__()
+        self.model = model
+        self.modalities = tuple(modalities)
+        self.predict_modalities = self.modalities
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_epochs = warmup_epochs
+        if implementation not in ADAMW_IMPLEMENTATIONS:
+            raise ValueError(
+                f"optimiser.implementation {implementation!r} unknown; use one of "
+                f"{ADAMW_IMPLEMENTATIONS}"
+            )
+        self.implementation = implementation
+        if "audio" in self.modalities and spectrogram_stats is None:
+            raise ValueError("audio inputs need spectrogram_stats to be standardised")
+        mean, std = spectrogram_standardiser(spectrogram_stats or {"mean": [0.0], "std": [1.0]})
+        # Not part of the state_dict: the statistics travel in the training summary.
+        self.register_buffer("audio_mean", mean, persistent=False)
+        self.register_buffer("audio_std", std, persistent=False)
+        classes = model.config.num_classes
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric
+                for stage in ("train", "val")
+                for name, metric in (
+                    ("loss", MeanMetric()),
+                    (
+                        "accuracy",
+                        MulticlassAccuracy(
+                            classes,
+                            average="micro",
+                            ignore_index=NO_LABEL,
+                            # Checking the labels' values would read them back to the host.
+                            validate_args=False,
+                        ),
+                    ),
+                )
+            }
+        )
+
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict:
+        if "audio" in batch:
+            batch["audio"] = (batch["audio"].float() - self.audio_mean) / self.audio_std
+        return batch
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.model(**inputs_of(batch, self.modalities))
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        logits = self(batch)
+        loss = soft_cross_entropy(logits, batch["target"])
+        loss_metric, accuracy = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_accuracy"]
+        loss_metric.update(loss.detach(), weight=len(batch["target"]))
+        accuracy.update(logits.detach(), batch["label"])
+        # Metric objects: Lightning computes them (synced over processes) at the epoch's end.
+        self.log(f"{stage}_loss", loss_metric, on_step=False, on_epoch=True, logger=False)
+        self.log(f"{stage}_accuracy", accuracy, on_step=False, on_epoch=True, logger=False)
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self.model(**inputs_of(batch, self.predict_modalities)).float().softmax(dim=-1)
+
+    def _adamw_implementation(self) -> dict[str, bool]:
+        """AdamW's keyword for ``implementation``: the same update, computed per tensor
+        (``for-loop``, torch's default on a CPU), over lists of tensors (``foreach``) or in one
+        kernel per parameter group (``fused``, the fastest: benchmarks/bench_optimiser.py). Under a
+        mixed precision fused falls back to foreach: Lightning's mixed-precision plugin refuses to
+        clip the gradients of an optimiser that could unscale them itself."""
+        implementation = self.implementation
+        if implementation == "fused" and "mixed" in str(self.trainer.precision):
+            implementation = "foreach"
+        return {
+            "fused": {"fused": True},
+            "foreach": {"foreach": True},
+            "for-loop": {"foreach": False},
+        }[implementation]
+
+    def configure_optimizers(self):
+        # Weight decay on the matrices of linear and convolution layers only, as in ViT: not on
+        # biases, norms, or learned tokens and positions.
+        named = list(self.model.named_parameters())
+        decay = [p for n, p in named if p.ndim >= 2 and n.endswith("weight")]
+        no_decay = [p for n, p in named if not (p.ndim >= 2 and n.endswith("weight"))]
+        optimiser = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.learning_rate,
+            **self._adamw_implementation(),
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(int(self.warmup_epochs * total / max(self.trainer.max_epochs, 1)), total - 1)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = (step - warmup) / max(total - warmup, 1)
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
+        return {
+            "optimizer": optimiser,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -1,0 +1,131 @@
+"""MLflow for a phase, through Lightning's ``MLFlowLogger``: no node calls ``mlflow`` itself.
+
+The phase's run is created by ``avshared.hooks.tracking.PhaseRunsHook`` (a child of the run
+kedro-mlflow opens for ``kedro run``) and reaches the nodes as ``<phase>.mlflow_run``:
+``{"run_id", "tracking_uri"}``, or None when tracking is off or this process is not global rank 0.
+Under actor k-fold and with a curriculum (``folds.py``) each fold and stage trains in a run of its
+own, nested in the phase's (``nested_run``) and tagged ``fold`` / ``curriculum_stage``.
+Every phase logs the same names: parameters (the resolved phase configuration, flattened by
+Lightning with ``/``), per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
+``val_accuracy``, ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
+``EpochHistory`` callback logs them), and at the end ``test_accuracy``, ``test_macro_f1``,
+``test_uar`` (plus ``<metric>_<condition>`` for the single-modality conditions of two-modality
+phases), ``param_count``, ``train_samples_per_s``, ``epochs_trained`` (``summarise_test_scores``,
+logged by the catalog's ``<phase>.test_scores``) and ``confusion_matrix.png``
+(``<phase>.confusion_matrix``): kedro-mlflow datasets that PhaseRunsHook points at the phase's run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from lightning.pytorch.loggers import MLFlowLogger
+from mlflow import MlflowClient
+from mlflow.entities import RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+
+def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
+    """Tags to filter runs by: phase, data (demo | crema-d), modalities, model kind, target."""
+    tags = {
+        "phase": config["phase"],
+        "data": config["data_source"],
+        "modalities": "+".join(config["modalities"]),
+        "model_kind": config["model"]["kind"],
+        "target": config["target"]["kind"],
+    }
+    # k-fold and curriculum runs (avshared.training.folds) nest under the phase's run.
+    tags |= {key: str(config[key]) for key in ("fold", "curriculum_stage") if key in config}
+    return tags
+
+
+def run_name(config: Mapping[str, Any]) -> str:
+    """``bimodal``, or ``bimodal fold 2`` / ``bimodal_curriculum stage 1_audio`` for nested runs."""
+    parts = [config["phase"]]
+    if "fold" in config:
+        parts.append(f"fold {config['fold']}")
+    if "curriculum_stage" in config:
+        parts.append(f"stage {config['curriculum_stage']}")
+    return " ".join(parts)
+
+
+def phase_logger(mlflow_run: Mapping[str, str] | None) -> MLFlowLogger | None:
+    """Lightning's logger bound to the phase's run; None when there is no run to log to."""
+    if not mlflow_run:
+        return None
+    return MLFlowLogger(run_id=mlflow_run["run_id"], tracking_uri=mlflow_run["tracking_uri"])
+
+
+def tag_run(mlflow_run: Mapping[str, str] | None, config: Mapping[str, Any]) -> None:
+    """Tag a run with ``phase_tags(config)`` (nothing without a run): the phase's run when its
+    folds or curriculum stages, not the phase itself, train in runs of their own."""
+    if mlflow_run:
+        client = MlflowClient(mlflow_run["tracking_uri"])
+        for name, value in phase_tags(config).items():
+            client.set_tag(mlflow_run["run_id"], name, value)
+
+
+@contextmanager
+def nested_run(
+    parent: Mapping[str, str] | None, config: Mapping[str, Any]
+) -> Iterator[dict[str, str] | None]:
+    """A run nested in ``parent`` (a phase's run from PhaseRunsHook, or a fold's run), named
+    ``run_name(config)`` and tagged ``phase_tags(config)``: one per fold and curriculum stage.
+
+    Yields ``{"run_id", "tracking_uri"}`` for ``train_model``'s MLFlowLogger, or None when
+    ``parent`` is None (tracking off, or a global rank other than 0). The run ends with the block:
+    FINISHED, or FAILED if the block raised; results may still be added to it afterwards.
+    """
+    if not parent:
+        yield None
+        return
+    client = MlflowClient(parent["tracking_uri"])
+    tags = {
+        MLFLOW_PARENT_RUN_ID: parent["run_id"],
+        MLFLOW_RUN_NAME: run_name(config),
+        **phase_tags(config),
+    }
+    experiment_id = client.get_run(parent["run_id"]).info.experiment_id
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    try:
+        yield {"run_id": run_id, "tracking_uri": parent["tracking_uri"]}
+    except BaseException:
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def log_phase_start(logger: MLFlowLogger, config: Mapping[str, Any], params: Mapping) -> None:
+    """Tag the phase's run and log its parameters."""
+    for name, value in phase_tags(config).items():
+        logger.experiment.set_tag(logger.run_id, name, value)
+    logger.log_hyperparams(dict(params))
+
+
+def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The test scores (per condition too), parameter count, throughput and epochs, as numbers."""
+    final = {name: metrics[name] for name in ("test_accuracy", "test_macro_f1", "test_uar")}
+    for condition, values in metrics["conditions"].items():
+        if condition != metrics["condition"]:
+            final |= {f"{name}_{condition}": value for name, value in values.items()}
+    final |= {
+        "param_count": metrics["param_count"],
+        "train_samples_per_s": metrics["train_samples_per_s"],
+        "epochs_trained": metrics["epochs"],
+    }
+    return {name: float(value) for name, value in final.items()}
+
+
+def summarise_test_scores(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, float]]]:
+    """The phase's final scores as kedro-mlflow's ``MlflowMetricsHistoryDataset`` logs them into
+    the phase's run: ``final_metrics`` at step 0 and, under actor k-fold, each fold's as
+    ``fold_<name>`` at step = fold (the fold runs keep their training curves)."""
+    scores = {name: [{"value": value, "step": 0}] for name, value in final_metrics(metrics).items()}
+    for fold_metrics in metrics.get("per_fold", []):
+        for name, value in final_metrics(fold_metrics).items():
+            scores.setdefault(f"fold_{name}", []).append(
+                {"value": value, "step": int(fold_metrics["fold"])}
+            )
+    return scores
