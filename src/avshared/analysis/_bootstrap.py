@@ -1,6 +1,6 @@
 """Bootstrap replicates of any statistic over clips, from the project's one source of resamples.
 
-``avshared.evaluation._resample_counts`` draws the resamples of every score in the project; the
+``scoring.resample_counts`` draws the resamples of every score in the project; the
 same number of clips, replicates and seed give the same resamples here, so an interval of the
 analysis and one of the comparison table resample the same clips.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avshared.evaluation import _resample_counts, format_estimate, percentile_interval
+from avshared.evaluation.scoring import format_estimate, percentile_interval, resample_counts
 
 
 def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
@@ -22,7 +22,7 @@ def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     rows = np.arange(n)
-    for block in _resample_counts(n, n_boot, seed):
+    for block in resample_counts(n, n_boot, seed):
         for times_drawn in block:
             yield np.repeat(rows, times_drawn)
 

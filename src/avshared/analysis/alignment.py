@@ -24,7 +24,8 @@ from avshared.analysis.retrieval import (
     same_emotion_score,
     same_emotion_shares,
 )
-from avshared.evaluation import holm_adjust, paired_difference, percentile_interval
+from avshared.evaluation.scoring import percentile_interval
+from avshared.evaluation.statistics import holm_adjust, paired_difference
 
 ALIGNMENT_COLUMNS: tuple[str, ...] = (
     "metric",
@@ -123,7 +124,7 @@ def alignment_comparison(
     """Model A minus model B (e.g. shared minus separate) on the same n clips, per metric.
 
     Recall@1, recall@5 and same-emotion@k are per-clip scores compared with
-    ``avshared.evaluation.paired_difference`` (exact McNemar for the 0/1 recalls, a sign-flip
+    ``statistics.paired_difference`` (exact McNemar for the 0/1 recalls, a sign-flip
     permutation test for the shares); the median rank and CKA (per layer and pooled) by a paired
     bootstrap of the difference on the same resamples (p-value: twice the share of replicates on
     the far side of zero). ``p_holm`` adjusts the p-values over all rows. Columns

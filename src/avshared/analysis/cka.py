@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from avshared.evaluation import _resample_counts, percentile_interval
+from avshared.evaluation.scoring import percentile_interval, resample_counts
 
 
 def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
@@ -36,7 +36,7 @@ def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
 def cka_replicates(x: ArrayLike, y: ArrayLike, *, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot,) linear CKA of x and y on bootstrap resamples of their n clips.
 
-    The resamples are the project's (``avshared.evaluation._resample_counts``: the same n, count
+    The resamples are the project's (``scoring.resample_counts``: the same n, count
     and seed draw the same clips as every other interval); each replicate equals ``linear_cka`` of
     the resampled rows, computed from the clips' Gram matrices weighted by how often each clip was
     drawn (O(n^2) per replicate instead of O(n p^2)).
@@ -48,7 +48,7 @@ def cka_replicates(x: ArrayLike, y: ArrayLike, *, n_boot: int, seed: int) -> np.
     gram_x, gram_y = x @ x.T, y @ y.T
     replicates = [
         _weighted_cka(gram_x, gram_y, times_drawn)
-        for block in _resample_counts(x.shape[0], n_boot, seed)
+        for block in resample_counts(x.shape[0], n_boot, seed)
         for times_drawn in block
     ]
     return np.array(replicates, dtype=float)

@@ -23,7 +23,7 @@ from scipy.stats import ConstantInputWarning, spearmanr
 
 from avshared.analysis._bootstrap import bootstrap
 from avshared.crema_d import EMOTIONS
-from avshared.evaluation import percentile_interval
+from avshared.evaluation.scoring import percentile_interval
 
 COUNT_COLUMNS: tuple[str, ...] = tuple(f"count_{e}" for e in EMOTIONS)
 

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from avshared.analysis._bootstrap import Interval, with_interval
-from avshared.evaluation import PairedDifference, paired_difference
+from avshared.evaluation.statistics import PairedDifference, paired_difference
 
 
 def cosine_similarity(query: ArrayLike, gallery: ArrayLike) -> np.ndarray:
@@ -128,6 +128,6 @@ def paired_per_clip_difference(
     per_clip_a: ArrayLike, per_clip_b: ArrayLike, *, n_boot: int = 1000, seed: int = 0
 ) -> PairedDifference:
     """Model A minus model B on the same clips, for a per-clip score in [0, 1] (``recall_at``,
-    ``same_emotion_shares``): ``avshared.evaluation.paired_difference`` (exact McNemar for 0/1
+    ``same_emotion_shares``): ``statistics.paired_difference`` (exact McNemar for 0/1
     hits, else a sign-flip permutation test)."""
     return paired_difference(per_clip_a, per_clip_b, n_boot=n_boot, seed=seed)

@@ -171,7 +171,7 @@ def bootstrap_scores(
     is_hit = is_true * (y_true == y_pred)[:, None]
 
     blocks = []
-    for times_drawn in _resample_counts(n_groups, n_boot, seed):
+    for times_drawn in resample_counts(n_groups, n_boot, seed):
         row_weights = times_drawn[:, group_codes] * weights
         blocks.append(
             _scores_from_counts(row_weights @ is_true, row_weights @ is_pred, row_weights @ is_hit)
@@ -179,7 +179,7 @@ def bootstrap_scores(
     return {name: np.concatenate([block[name] for block in blocks]) for name in SCORE_NAMES}
 
 
-def _resample_counts(n_groups: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+def resample_counts(n_groups: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
     """Blocks of (replicates, n_groups) counts: how often each group is drawn in each resample.
 
     The one source of bootstrap resamples: the same groups, count and seed give the same

@@ -16,8 +16,8 @@ from numpy.typing import ArrayLike
 from scipy.stats import binomtest, permutation_test
 
 from avshared.evaluation.scoring import (
-    _resample_counts,
     percentile_interval,
+    resample_counts,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def paired_difference(
     replicates = np.concatenate(
         [
             (times @ per_group) / (times @ clips_per_group)
-            for times in _resample_counts(n_groups, n_boot, seed)
+            for times in resample_counts(n_groups, n_boot, seed)
         ]
     )
     low, high = percentile_interval(replicates, confidence)
