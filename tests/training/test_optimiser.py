@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from avshared.models import ModelConfig, build_model
-from avshared.pipelines.training.module import ADAMW_IMPLEMENTATIONS, EmotionClassifierModule
+from avshared.training.module import ADAMW_IMPLEMENTATIONS, EmotionClassifierModule
 
 STATS = {"mean": [0.0], "std": [1.0]}
 
