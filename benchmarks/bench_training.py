@@ -13,10 +13,11 @@ Each repetition of each (phase, preset, variant) is a whole process (`python
 benchmarks/bench_training.py --child SPEC`) that trains the phase exactly as `kedro run` does: its
 configuration comes from conf/base/parameters_training.yml through the pipeline's own
 ``resolve_phase_config`` (with the phase's PHASE_MODALITIES), the spectrogram statistics from the
-features pipeline's ``compute_spectrogram_stats``, and the training is the training node itself,
-``train_model`` (model, Lightning module, optimiser, Trainer and its settings, loaders), for one
-epoch on synthetic memory-mapped feature stores at the default feature shapes (audio (1, 64, 300)
-float16, video (8, 3, 112, 112) uint8): --warmup + --steps + --profile-steps training batches of
+features pipeline's ``compute_spectrogram_stats``, and the training is the engine's
+``train_model``, which the training node calls per fold (model, Lightning module, optimiser,
+Trainer and its settings, loaders), for one epoch on synthetic memory-mapped feature stores at
+the default feature shapes (audio (1, 64, 300) float16, video (8, 3, 112, 112) uint8): --warmup
++ --steps + --profile-steps training batches of
 --batch-size, and one validation batch. A callback times the --steps steps after the warm-up
 (samples/s = steps x batch size / their wall time); counts the FLOPs of the last warm-up step
 (``FlopCounterMode``: matrix products, convolutions and attention, forward and backward); profiles
@@ -192,7 +193,7 @@ def run_child(spec: dict[str, Any]) -> None:
     import torch
     from step_profile import StepProfile, count_flops, linear_shapes, matmul_peak
 
-    from avshared.pipelines.training.nodes import train_model
+    from avshared.training.phase import train_model
 
     scratch = Path(spec["scratch"])
     batch_size = spec["batch_size"]
@@ -302,9 +303,9 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
     loader's own samples/s (reading + collating + device standardisation, no model)."""
     import torch
 
-    from avshared.pipelines.training.nodes import train_model
     from avshared.training.data import ClipDataModule
     from avshared.training.module import EmotionClassifierModule
+    from avshared.training.phase import train_model
 
     torch.set_num_threads(spec["threads"])
     folder = Path(spec["scratch"])
