@@ -19,10 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 REFRESH = "see README.md, Development, for the command that refreshes the lock"
 
 
-def direct_requirements() -> list[Requirement]:
+def direct_requirements(with_extras: bool = True) -> list[Requirement]:
+    """pyproject.toml's dependencies, and those of every extra unless ``with_extras`` is False."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = [req for group in project["optional-dependencies"].values() for req in group]
-    return [Requirement(req) for req in [*project["dependencies"], *extras]]
+    return [
+        Requirement(req) for req in [*project["dependencies"], *(extras if with_extras else [])]
+    ]
 
 
 def test_every_direct_dependency_is_locked_within_its_range(locked_versions):
@@ -60,13 +63,9 @@ def test_the_installed_direct_dependencies_are_the_locked_ones(locked_versions):
         '`pip install -c requirements.lock -e ".[test]"`, or move the lock on purpose ('
         f"{REFRESH}) and run the suite."
     )
-    core = {canonicalize_name(Requirement(req).name) for req in _core_requirements()}
+    core = {canonicalize_name(req.name) for req in direct_requirements(with_extras=False)}
     missing = sorted(name for name in core if installed(name) is None)
     assert not missing, f"not installed: {missing}; `pip install -c requirements.lock -e .`"
-
-
-def _core_requirements() -> list[str]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
 #: torchaudio's compiled part is built against one torch release: torch minor -> torchaudio minor.
