@@ -188,8 +188,20 @@ class PairedComparisonParameters(_Strict):
     pairs: list[tuple[str, str]]
 
 
+class UnimodalEnsembleParameters(_Strict):
+    weight_step: float
+
+    @field_validator("weight_step")
+    @classmethod
+    def _a_grid_step(cls, weight_step: float) -> float:
+        if not 0 < weight_step <= 1:
+            raise ValueError(f"must be in (0, 1] (e.g. 0.05: 21 weights), got {weight_step}")
+        return weight_step
+
+
 class ReportingParameters(_Strict):
     bootstrap: BootstrapParameters
+    unimodal_ensemble: UnimodalEnsembleParameters
     chance_seed: int
     paired_comparisons: PairedComparisonParameters
 

@@ -147,6 +147,22 @@ def phase_predictions(test_clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture
+def validation_clips(clip_manifest: pd.DataFrame) -> pd.DataFrame:
+    return clip_manifest.loc[clip_manifest["actor"].isin(VAL_ACTORS)].reset_index(drop=True)
+
+
+@pytest.fixture
+def validation_predictions(validation_clips: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """`{phase}.validation_predictions` of the two phases the unimodal ensembles combine."""
+    return {
+        phase: _predictions(validation_clips, accuracy, seed).assign(
+            condition=OWN_CONDITION[phase], fold=0
+        )
+        for phase, accuracy, seed in (("audio", 0.45, 12), ("video", 0.6, 11))
+    }
+
+
+@pytest.fixture
 def phase_metrics() -> dict[str, dict]:
     return {
         phase: {

@@ -317,10 +317,57 @@ def test_comparison_table_has_every_system_and_score(
     ]
     assert len(table_lines) == 2 + len(table)
     assert all(line.count("|") == len(table.columns) + 1 for line in table_lines)
-    paired_lines = [
-        line for line in lines[lines.index("## Paired comparisons") :] if line[:1] == "|"
+    paired_section = lines[
+        lines.index("## Paired comparisons") : lines.index("## Sharing and fusion")
     ]
+    paired_lines = [line for line in paired_section if line[:1] == "|"]
     assert len(paired_lines) == 2 + len(PAIRED["pairs"])
+
+
+def test_the_sharing_and_fusion_section_fills_the_cells_and_gives_the_contrasts(
+    scores, phase_metrics, reporting_params, all_predictions
+) -> None:
+    bimodal = all_predictions.loc[all_predictions["system"] == "bimodal"]
+    # A shared-encoder late-fusion row that is right on every clip the baseline is right on.
+    late = all_predictions.loc[all_predictions["system"] == "baseline"].assign(
+        system="bimodal_late", phase="bimodal_late"
+    )
+    predictions = pd.concat([all_predictions, late], ignore_index=True)
+    scored = pd.concat(
+        [
+            scores,
+            scores.loc[scores["system"] == "baseline"].assign(
+                system="bimodal_late", phase="bimodal_late"
+            ),
+        ],
+        ignore_index=True,
+    )
+    pairs = {**PAIRED, "pairs": [["bimodal_late", "baseline"], ["bimodal", "bimodal_late"]]}
+    paired = compare_pairs(predictions, reporting_params["bootstrap"], pairs)
+    table, markdown = format_comparison_table(
+        scored,
+        {**phase_metrics, "bimodal_late": phase_metrics["bimodal"]},
+        bootstrap=reporting_params["bootstrap"],
+        data_label=DEMO_LABEL,
+        protocol=SINGLE_SPLIT,
+        fold_scores=pd.DataFrame(columns=["system", "accuracy"]),
+        paired=paired,
+    )
+    section = markdown[markdown.index("## Sharing and fusion") :]
+    accuracy = table.set_index("system")["accuracy"]
+    assert f"bimodal: {accuracy['bimodal']}" in section
+    assert f"bimodal_late: {accuracy['bimodal_late']}" in section
+    assert f"baseline: {accuracy['baseline']}" in section
+    assert "bimodal_mid: not run" in section
+    assert section.count("— (no such model)") == 2  # separate encoders cannot meet early or mid
+    rows = {line.split(" | ")[1]: line for line in section.splitlines() if " - " in line}
+    same = rows["bimodal_late - baseline"]
+    assert "+0.000 [+0.000, +0.000]" in same and "no detectable difference" in same
+    expected = (bimodal["target"] == bimodal["predicted"]).mean() - (
+        (late["target"] == late["predicted"]).mean()
+    )
+    assert f"{expected:+.3f}" in rows["bimodal - bimodal_late"]
+    assert "not in this report" in rows["bimodal - unimodal_ensemble"]
 
 
 def test_markdown_table_escapes_pipes_and_marks_missing_cells() -> None:

@@ -24,6 +24,7 @@ from avshared.training.folds import (
     evaluate_phase,
     fold_weights,
     load_fold_model,
+    predict_phase_validation,
     train_phase,
     train_stages,
 )
@@ -147,6 +148,20 @@ def test_every_fold_trains_and_the_predictions_pool_the_folds(corpus, resolve, t
     per_fold = [m["test_accuracy"] for m in metrics["per_fold"]]
     assert metrics["fold_mean"]["test_accuracy"] == pytest.approx(sum(per_fold) / 2)
     assert metrics["fold_sd"]["test_accuracy"] == pytest.approx(pd.Series(per_fold).std())
+    # Each fold's validation clips, predicted by that fold's model, for choices made after
+    # training (the unimodal ensemble's weight): never a test clip.
+    validation = predict_phase_validation(
+        model_weights=model.state_dict(),
+        targets=targets,
+        training_summary=summary,
+        log_mel_spectrograms=corpus.log_mel_spectrograms,
+    )
+    validated = split.loc[split["split"] == "val"]
+    assert set(validation.columns) == set(predictions.columns)
+    for fold in (0, 1):
+        of_fold = validation.loc[validation["fold"] == fold, "clip_id"]
+        assert sorted(of_fold) == sorted(validated.loc[validated["fold"] == fold, "clip_id"])
+        assert not set(of_fold) & set(tested.loc[tested["fold"] == fold, "clip_id"])
     first = fold_weights(model.state_dict(), 0)
     assert set(first) == set(model["fold_0"].state_dict())
     # Each fold's model reloads from the phase's weights and summary alone; the whole phase's

@@ -380,9 +380,102 @@ def format_comparison_table(
             "",
             markdown_table(format_paired_comparisons(paired)),
             "",
+            sharing_fusion_section(table, paired),
         ]
     )
     return table, markdown
+
+
+#: The sharing-and-fusion design: (encoder, where the senses meet) -> the row that fills the cell.
+#: Separate encoders cannot meet before encoding, so their early and mid cells stay empty.
+SHARING_FUSION_CELLS: dict[tuple[str, str], str] = {
+    ("shared", "early"): "bimodal",
+    ("shared", "mid"): "bimodal_mid",
+    ("shared", "late"): "bimodal_late",
+    ("separate", "late"): "baseline",
+}
+FUSION_POINTS: dict[str, str] = {
+    "early": "early (tokens joined before the encoder)",
+    "mid": "mid (lower layers per sense, upper layers shared)",
+    "late": "late (per-sense logits averaged)",
+}
+#: The contrasts that say which of the two matters, and the bar fusion must clear: (A, B, question).
+SHARING_FUSION_CONTRASTS: tuple[tuple[str, str, str], ...] = (
+    ("bimodal_late", "baseline", "sharing: one shared encoder vs one per sense, both fused late"),
+    ("bimodal", "bimodal_late", "fusion point: early vs late, both with one shared encoder"),
+    ("bimodal", "unimodal_ensemble", "fusion at all: the proposal vs the unimodal ensemble"),
+)
+
+
+def sharing_fusion_section(table: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """The report's "Sharing and fusion" section: the accuracy of each cell of the design (encoder
+    shared or separate x where the senses meet) and the paired verdicts of the contrasts that
+    separate the two (``SHARING_FUSION_CONTRASTS``), as Markdown.
+
+    Args:
+        table: ``format_comparison_table``'s table (``system``, formatted ``accuracy``).
+        paired: ``compare_pairs`` output.
+    """
+    accuracy = dict(zip(table["system"], table["accuracy"], strict=True))
+    grid = pd.DataFrame(
+        {
+            "encoder": ["shared", "separate"],
+            **{
+                label: [
+                    _cell(accuracy, SHARING_FUSION_CELLS.get((encoder, point)))
+                    for encoder in ("shared", "separate")
+                ]
+                for point, label in FUSION_POINTS.items()
+            },
+        }
+    )
+    verdicts = []
+    for system_a, system_b, question in SHARING_FUSION_CONTRASTS:
+        found = paired.loc[(paired["system_a"] == system_a) & (paired["system_b"] == system_b)]
+        if found.empty:
+            verdict = (
+                "not in this report (run `kedro run --pipelines=comparison`; the pair must be in "
+                "reporting.paired_comparisons.pairs)"
+            )
+            verdicts.append({"question": question, "A - B": f"{system_a} - {system_b}"})
+            verdicts[-1] |= {"difference [95% CI]": "—", "p (Holm)": "—", "verdict": verdict}
+            continue
+        row = found.iloc[0]
+        verdicts.append(
+            {
+                "question": question,
+                "A - B": f"{system_a} - {system_b}",
+                "difference [95% CI]": (
+                    f"{row['difference']:+.3f} "
+                    f"[{row['difference_low']:+.3f}, {row['difference_high']:+.3f}]"
+                ),
+                "p (Holm)": f"{row['p_holm']:.2g}",
+                "verdict": row["verdict"],
+            }
+        )
+    return "\n".join(
+        [
+            "## Sharing and fusion",
+            "",
+            "`bimodal` differs from `baseline` in two things at once: its encoder is shared AND "
+            "the senses meet before it. The cells below take the two apart (accuracy with its "
+            "interval; — where no such model exists or was not run), and the contrasts give the "
+            "paired verdicts (from the paired comparisons above).",
+            "",
+            markdown_table(grid),
+            "",
+            markdown_table(pd.DataFrame(verdicts)),
+            "",
+        ]
+    )
+
+
+def _cell(accuracy: dict[str, str], system: str | None) -> str:
+    if system is None:
+        return "— (no such model)"
+    if system not in accuracy:
+        return f"{system}: not run"
+    return f"{system}: {accuracy[system]}"
 
 
 def format_paired_comparisons(paired: pd.DataFrame) -> pd.DataFrame:

@@ -48,6 +48,7 @@ from avshared.training.phase import (
     build_targets,
     evaluate_model,
     load_trained_model,
+    predict_validation,
     score_predictions,
     train_model,
 )
@@ -295,6 +296,39 @@ def evaluate_phase(
         metrics["fold_sd"]["test_accuracy"],
     )
     return predictions, _with_options(metrics, training_summary, folds=len(folds))
+
+
+def predict_phase_validation(
+    *,
+    model_weights: dict[str, Tensor],
+    targets: pd.DataFrame,
+    training_summary: dict[str, Any],
+    log_mel_spectrograms: FeatureStore | None = None,
+    face_frames: FeatureStore | None = None,
+) -> pd.DataFrame:
+    """``phase.predict_validation`` per fold, pooled with a ``fold`` column: each fold's
+    validation clips predicted by that fold's model (empty on global ranks other than 0)."""
+    features = {"log_mel_spectrograms": log_mel_spectrograms, "face_frames": face_frames}
+    folds = _folds(targets)
+    if global_rank() != 0:
+        return _not_evaluated_here(training_summary)[0]
+    if len(folds) == 1:
+        return predict_validation(
+            model_weights=model_weights,
+            targets=_of_fold(targets, folds[0]),
+            training_summary=training_summary,
+            **features,
+        ).assign(fold=folds[0])
+    tables = [
+        predict_validation(
+            model_weights=fold_weights(model_weights, fold),
+            targets=_of_fold(targets, fold),
+            training_summary=fold_summary(training_summary, fold),
+            **features,
+        ).assign(fold=fold)
+        for fold in folds
+    ]
+    return pd.concat(tables, ignore_index=True)
 
 
 def _not_evaluated_here(training_summary: Mapping[str, Any]) -> tuple[pd.DataFrame, dict]:

@@ -474,38 +474,15 @@ def evaluate_model(
     predicted; ``test_clips_unscored`` counts them.
     """
     config = training_summary["config"]
-    stores = _feature_stores(config, log_mel_spectrograms, face_frames)
-    test_rows = targets.loc[targets["split"] == "test"]
-    test, _ = select_clips_with_features(test_rows, list(stores.values()))
-    unscored = int(test["target"].isna().sum())
-    test = test.loc[test["target"].notna()].reset_index(drop=True)
+    test, unscored = _scored_clips(targets, "test", config, log_mel_spectrograms, face_frames)
     if test.empty:
         raise ValueError(
             "no test clips with features and a target: check the split dataset, the features "
             "report and the target parameters"
         )
-    model = load_trained_model(model_weights, training_summary)
-    module = EmotionClassifierModule(
-        model, config["modalities"], training_summary["spectrogram_stats"]
+    predictions = _predict_conditions(
+        model_weights, test, training_summary, log_mel_spectrograms, face_frames
     )
-    loader = DataLoader(
-        ClipDataset(test, stores.get("audio"), stores.get("video")),
-        batch_size=config["data"]["batch_size"],
-    )
-    trainer = _evaluation_trainer(training_summary)
-    tables = []
-    for given in _conditions(config["modalities"]):
-        module.predict_modalities = given
-        with _known_warnings():
-            batches = trainer.predict(module, dataloaders=loader)
-        probabilities = torch.cat(batches).cpu().numpy()
-        table = test.loc[:, ["clip_id", "actor", "emotion", "level"]]
-        table.insert(0, "condition", CONDITIONS[given])
-        table["target"] = target_indices(test)
-        table["predicted"] = probabilities.argmax(axis=1).astype(np.int64)
-        table[list(PROBABILITY_COLUMNS)] = probabilities
-        tables.append(table)
-    predictions = pd.concat(tables, ignore_index=True)
     per_condition = {
         condition: score_predictions(rows)
         for condition, rows in predictions.groupby("condition", sort=False)
@@ -539,3 +516,87 @@ def evaluate_model(
         metrics["test_uar"],
     )
     return predictions, metrics
+
+
+def predict_validation(
+    *,
+    model_weights: dict[str, torch.Tensor],
+    targets: pd.DataFrame,
+    training_summary: dict[str, Any],
+    log_mel_spectrograms: FeatureStore | None = None,
+    face_frames: FeatureStore | None = None,
+) -> pd.DataFrame:
+    """The validation clips' predictions, in the columns of ``evaluate_model``'s: what a choice
+    made after training (the mixing weight of an ensemble of phases) is made on, never the test
+    clips. Empty when the split has no validation clips."""
+    config = training_summary["config"]
+    val, _ = _scored_clips(targets, "val", config, log_mel_spectrograms, face_frames)
+    if val.empty:
+        return pd.DataFrame(columns=[*PREDICTION_COLUMNS, *PROBABILITY_COLUMNS])
+    return _predict_conditions(
+        model_weights, val, training_summary, log_mel_spectrograms, face_frames
+    )
+
+
+#: The columns of a prediction table before the class probabilities.
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "condition",
+    "clip_id",
+    "actor",
+    "emotion",
+    "level",
+    "target",
+    "predicted",
+)
+
+
+def _scored_clips(
+    targets: pd.DataFrame,
+    split: str,
+    config: Mapping[str, Any],
+    log_mel_spectrograms: FeatureStore | None,
+    face_frames: FeatureStore | None,
+) -> tuple[pd.DataFrame, int]:
+    """The clips of ``split`` with features and a single-label target, and how many lack one (a
+    tied crowd vote under ``perceived_soft``)."""
+    stores = _feature_stores(config, log_mel_spectrograms, face_frames)
+    rows, _ = select_clips_with_features(
+        targets.loc[targets["split"] == split], list(stores.values())
+    )
+    unscored = int(rows["target"].isna().sum())
+    return rows.loc[rows["target"].notna()].reset_index(drop=True), unscored
+
+
+def _predict_conditions(
+    model_weights: Mapping[str, torch.Tensor],
+    clips: pd.DataFrame,
+    training_summary: Mapping[str, Any],
+    log_mel_spectrograms: FeatureStore | None,
+    face_frames: FeatureStore | None,
+) -> pd.DataFrame:
+    """``clips`` predicted under every input condition of the phase, one row per clip and
+    condition (``PREDICTION_COLUMNS`` and the class probabilities)."""
+    config = training_summary["config"]
+    stores = _feature_stores(config, log_mel_spectrograms, face_frames)
+    model = load_trained_model(model_weights, training_summary)
+    module = EmotionClassifierModule(
+        model, config["modalities"], training_summary["spectrogram_stats"]
+    )
+    loader = DataLoader(
+        ClipDataset(clips, stores.get("audio"), stores.get("video")),
+        batch_size=config["data"]["batch_size"],
+    )
+    trainer = _evaluation_trainer(training_summary)
+    tables = []
+    for given in _conditions(config["modalities"]):
+        module.predict_modalities = given
+        with _known_warnings():
+            batches = trainer.predict(module, dataloaders=loader)
+        probabilities = torch.cat(batches).cpu().numpy()
+        table = clips.loc[:, ["clip_id", "actor", "emotion", "level"]]
+        table.insert(0, "condition", CONDITIONS[given])
+        table["target"] = target_indices(clips)
+        table["predicted"] = probabilities.argmax(axis=1).astype(np.int64)
+        table[list(PROBABILITY_COLUMNS)] = probabilities
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)

@@ -17,6 +17,7 @@ from kedro.runner import SequentialRunner
 from mlflow.tracking import MlflowClient
 
 from avshared.crema_d import DEMO_MARKER_FILE
+from avshared.evaluation.ensembles import COMBINED_PHASES, ENSEMBLE_ROWS
 from avshared.evaluation.systems import DEMO_LABEL
 from avshared.pipelines.reporting import create_pipeline, nodes
 from avshared.pipelines.reporting.pipeline import PHASES
@@ -24,11 +25,15 @@ from avshared.settings import CONFIG_LOADER_ARGS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: Datasets of other pipelines that reporting reads.
-UPSTREAM = {"split", "clip_manifest", "crowd_labels"} | {
-    f"{phase}.{name}"
-    for phase in PHASES
-    for name in ("test_predictions", "metrics", "training_history")
-}
+UPSTREAM = (
+    {"split", "clip_manifest", "crowd_labels"}
+    | {
+        f"{phase}.{name}"
+        for phase in PHASES
+        for name in ("test_predictions", "metrics", "training_history")
+    }
+    | {f"{phase}.validation_predictions" for phase in COMBINED_PHASES}
+)
 #: What reporting writes to data/08_reporting, every one versioned.
 REPORTS = {
     "comparison_table",
@@ -54,7 +59,14 @@ def project_config() -> OmegaConfigLoader:
 
 @pytest.fixture
 def upstream(
-    *, split, clip_manifest, crowd_labels, phase_predictions, phase_metrics, phase_histories
+    *,
+    split,
+    clip_manifest,
+    crowd_labels,
+    phase_predictions,
+    validation_predictions,
+    phase_metrics,
+    phase_histories,
 ) -> dict[str, object]:
     """What the other pipelines hand to reporting, by catalog name."""
     datasets = {"split": split, "clip_manifest": clip_manifest, "crowd_labels": crowd_labels}
@@ -62,6 +74,8 @@ def upstream(
         datasets[f"{phase}.test_predictions"] = phase_predictions[phase]
         datasets[f"{phase}.metrics"] = {**phase_metrics[phase], "demo": False}
         datasets[f"{phase}.training_history"] = phase_histories[phase]
+    for phase, predictions in validation_predictions.items():
+        datasets[f"{phase}.validation_predictions"] = predictions
     return datasets
 
 
@@ -113,6 +127,10 @@ def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
     catalog["params:crema_d_root"] = str(demo_root)
     for key, value in reporting_params.items():
         catalog[f"params:reporting.{key}"] = value
+    # Kedro adds every nested parameter too.
+    catalog["params:reporting.unimodal_ensemble.weight_step"] = reporting_params[
+        "unimodal_ensemble"
+    ]["weight_step"]
     for name, value in upstream.items():
         catalog[name] = value
 
@@ -122,6 +140,9 @@ def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
     table = pd.read_csv(_only_file(tmp_path / "comparison_table", "comparison_table"))
     systems = set(table["system"])
     assert {"video", "audio", "bimodal", "baseline", "bimodal (audio only)"} <= systems
+    assert set(ENSEMBLE_ROWS) <= systems
+    parameters = table.set_index("system")["parameters"]
+    assert parameters["unimodal_ensemble"] == f"{1000 + 1100:,}"  # the video and audio models
     assert {"chance (uniform)", "human raters (voice)", "crowd majority (audiovisual)"} <= systems
     assert not table[["accuracy", "macro_f1", "weighted_f1", "uar"]].isna().any().any()
 
@@ -131,7 +152,7 @@ def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
 
     figures = [
         _only_file(tmp_path / "confusion_matrix_figures", "confusion_matrix_figures") / f"{p}.png"
-        for p in PHASES
+        for p in (*PHASES, *ENSEMBLE_ROWS)
     ]
     figures += [
         _only_file(tmp_path / "per_emotion_f1_figure", "per_emotion_f1_figure"),
@@ -159,7 +180,9 @@ def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
     figures = {
         a.path for a in client.list_artifacts(run.info.run_id, "reporting/confusion_matrix_figures")
     }
-    assert figures == {f"reporting/confusion_matrix_figures/{phase}.png" for phase in PHASES}
+    assert figures == {
+        f"reporting/confusion_matrix_figures/{row}.png" for row in (*PHASES, *ENSEMBLE_ROWS)
+    }
 
 
 def test_no_reporting_node_calls_mlflow() -> None:

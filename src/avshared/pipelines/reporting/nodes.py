@@ -3,13 +3,14 @@ on the same test clips and compared in one table, with paired tests and figures.
 the tables and figures to MLflow (kedro-mlflow's MlflowArtifactDataset): no node calls MLflow.
 
 The nodes are the library's functions, named here for the pipeline: the systems
-(``avshared.evaluation.systems``), their scores, comparisons and tables
-(``avshared.evaluation.tables``, on ``scoring`` and ``statistics``) and the figures
-(``avshared.evaluation.figures``).
+(``avshared.evaluation.systems``), the unimodal ensembles (``avshared.evaluation.ensembles``), their
+scores, comparisons and tables (``avshared.evaluation.tables``, on ``scoring`` and
+``statistics``) and the figures (``avshared.evaluation.figures``).
 """
 
 from __future__ import annotations
 
+from avshared.evaluation.ensembles import build_unimodal_ensemble
 from avshared.evaluation.figures import (
     plot_confusion_matrices,
     plot_per_emotion_f1,
@@ -36,6 +37,7 @@ from avshared.evaluation.tables import (
 )
 
 __all__ = [
+    "build_unimodal_ensemble",
     "check_split_protocol",
     "collect_phase_metrics",
     "collect_training_histories",

@@ -4,12 +4,15 @@ per-fold scores and figures (logged to MLflow by their catalog entries)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from kedro.pipeline import Node, Pipeline
 
+from avshared.evaluation.ensembles import COMBINED_PHASES, ENSEMBLE_ROWS
 from avshared.training.phases import DEFAULT_PHASES
 
 from .nodes import (
+    build_unimodal_ensemble,
     check_split_protocol,
     collect_phase_metrics,
     collect_training_histories,
@@ -36,14 +39,17 @@ PHASES: tuple[str, ...] = DEFAULT_PHASES
 
 
 def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
-    """Score every phase, the trivial baselines and the human raters on the test clips, write the
+    """Score every phase, the unimodal ensembles (when the audio and video phases are among
+    ``phases``), the trivial baselines and the human raters on the test clips, write the
     comparison table, paired comparisons, per-fold scores and figures to data/08_reporting; their
     catalog entries log them to the MLflow run of `kedro run`."""
+    ensembles = ensemble_pipeline() if set(COMBINED_PHASES) <= set(phases) else Pipeline([])
+    rows = [*phases, *(ENSEMBLE_ROWS if ensembles.nodes else ())]
 
     def of_each_phase(dataset: str) -> dict[str, str]:
-        return {phase: f"{phase}.{dataset}" for phase in phases}
+        return {phase: f"{phase}.{dataset}" for phase in rows}
 
-    return Pipeline(
+    return ensembles + Pipeline(
         [
             Node(
                 collect_phase_metrics,
@@ -150,7 +156,7 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
             ),
             Node(
                 collect_training_histories,
-                inputs=of_each_phase("training_history"),
+                inputs={phase: f"{phase}.training_history" for phase in phases},
                 outputs="training_histories",
                 name="collect_training_histories",
             ),
@@ -173,4 +179,43 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
                 name="plot_training_curves",
             ),
         ]
+    )
+
+
+def ensemble_pipeline() -> Pipeline:
+    """The unimodal ensemble rows from the audio and video phases' predictions, each written as a
+    phase's outputs under its own namespace (``unimodal_ensemble.test_predictions``,
+    ``unimodal_ensemble.metrics``, ...; ``avshared.evaluation.ensembles``)."""
+    combined = {
+        f"{phase}.{dataset}"
+        for phase in COMBINED_PHASES
+        for dataset in ("test_predictions", "validation_predictions", "metrics")
+    }
+    return sum(
+        (
+            Pipeline(
+                [
+                    Node(
+                        partial(build_unimodal_ensemble, row=row),
+                        inputs={
+                            "audio_test": "audio.test_predictions",
+                            "video_test": "video.test_predictions",
+                            "audio_validation": "audio.validation_predictions",
+                            "video_validation": "video.validation_predictions",
+                            "audio_metrics": "audio.metrics",
+                            "video_metrics": "video.metrics",
+                            "weight_step": "params:weight_step",
+                        },
+                        outputs=["test_predictions", "metrics"],
+                        name="build_unimodal_ensemble",
+                    )
+                ],
+                namespace=row,
+                inputs=combined,
+                parameters={"weight_step": "reporting.unimodal_ensemble.weight_step"},
+                prefix_datasets_with_namespace=True,
+            )
+            for row in ENSEMBLE_ROWS
+        ),
+        Pipeline([]),
     )

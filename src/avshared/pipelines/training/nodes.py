@@ -87,6 +87,25 @@ def evaluate_model(
     )
 
 
+def predict_validation(
+    *,
+    model_weights: dict[str, torch.Tensor],
+    targets: pd.DataFrame,
+    training_summary: dict[str, Any],
+    log_mel_spectrograms: FeatureStore | None = None,
+    face_frames: FeatureStore | None = None,
+) -> pd.DataFrame:
+    """The validation predictions under every input condition (for choices made after training,
+    such as an ensemble's mixing weight)."""
+    return folds.predict_phase_validation(
+        model_weights=model_weights,
+        targets=targets,
+        training_summary=training_summary,
+        log_mel_spectrograms=log_mel_spectrograms,
+        face_frames=face_frames,
+    )
+
+
 def plot_confusion_matrix(test_predictions: pd.DataFrame, metrics: dict[str, Any]) -> Figure:
     """The phase's confusion matrix, for its MLflow run."""
     return plot_phase_confusion_matrix(test_predictions, metrics)

@@ -20,6 +20,7 @@ from .nodes import (
     evaluate_model,
     package_media_model,
     plot_confusion_matrix,
+    predict_validation,
     resolve_phase_config,
     summarise_test_scores,
     train_model,
@@ -79,6 +80,17 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                 },
                 outputs=["test_predictions", "metrics"],
                 name="evaluate_model",
+            ),
+            Node(
+                predict_validation,
+                inputs={
+                    "model_weights": "model_weights",
+                    "targets": "targets",
+                    "training_summary": "training_summary",
+                    **stores,
+                },
+                outputs="validation_predictions",
+                name="predict_validation",
             ),
             Node(
                 plot_confusion_matrix,
