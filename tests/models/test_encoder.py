@@ -28,6 +28,19 @@ def test_encoder_returns_one_vector_per_sample():
     assert cls.shape == (3, 16)
 
 
+def test_token_states_give_every_position_with_the_cls_output_first():
+    encoder = _encoder()
+    tokens = torch.randn(2, 10, 16)
+    states = encoder.token_states(tokens)
+
+    assert states.shape == (2, 11, 16)
+    torch.testing.assert_close(states[:, 0], encoder(tokens), rtol=0, atol=0)
+    # Each token's state depends on the others (attention), unlike a per-token map.
+    changed = tokens.clone()
+    changed[:, 0] += 1.0
+    assert not torch.allclose(encoder.token_states(changed)[:, 5], states[:, 5])
+
+
 def test_encoder_output_depends_on_tokens():
     encoder = _encoder()
     tokens = torch.randn(2, 10, 16)

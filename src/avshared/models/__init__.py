@@ -1,4 +1,5 @@
-"""Plain torch.nn modules: modality embeddings, the shared encoder, heads and the baseline."""
+"""Plain torch.nn modules: modality embeddings, the shared encoder, heads, the baseline and the
+masked autoencoder that pretrains them."""
 
 from avshared.models.baseline import SeparateEncodersClassifier
 from avshared.models.builder import MODEL_KINDS, build_model, count_parameters, restore_model
@@ -7,6 +8,7 @@ from avshared.models.config import PRESETS, ModelConfig
 from avshared.models.embeddings import AudioPatchEmbedding, VideoPatchEmbedding
 from avshared.models.encoder import SharedEncoder
 from avshared.models.head import ClassificationHead
+from avshared.models.masked_autoencoder import DecoderConfig, MaskedAutoencoder
 from avshared.models.shared import SharedEncoderClassifier
 from avshared.models.vit_checkpoint import (
     VitLoadReport,
@@ -20,7 +22,9 @@ __all__ = [
     "PRESETS",
     "AudioPatchEmbedding",
     "ClassificationHead",
+    "DecoderConfig",
     "EmotionClassifier",
+    "MaskedAutoencoder",
     "ModelConfig",
     "SeparateEncodersClassifier",
     "SharedEncoder",

@@ -56,6 +56,16 @@ class SharedEncoder(nn.Module):
 
     def forward(self, tokens: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """(B, N, D) tokens, optional (B, N) bool mask (True = missing) -> (B, D)."""
+        return self.norm(self._contextualise(tokens, padding_mask)[:, 0])
+
+    def token_states(self, tokens: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """(B, N, D) tokens [+ (B, N) mask] -> (B, 1 + N, D): the final LayerNorm of every
+        position's output, [CLS] first. What a masked autoencoder's decoder reads
+        (``avshared.models.masked_autoencoder``); ``forward`` is its [CLS] row."""
+        return self.norm(self._contextualise(tokens, padding_mask))
+
+    def _contextualise(self, tokens: Tensor, padding_mask: Tensor | None) -> Tensor:
+        """[CLS] prepended and the layers applied: (B, 1 + N, D), before the final LayerNorm."""
         if tokens.ndim != 3 or tokens.shape[2] != self.dim:
             raise ValueError(
                 f"encoder input must be tokens (B, N, D) with D={self.dim}; "
@@ -73,5 +83,4 @@ class SharedEncoder(nn.Module):
                 )
             cls_present = torch.zeros(batch, 1, dtype=torch.bool, device=padding_mask.device)
             mask = torch.cat([cls_present, padding_mask], dim=1)
-        x = self.layers(self.dropout(x), src_key_padding_mask=mask)
-        return self.norm(x[:, 0])
+        return self.layers(self.dropout(x), src_key_padding_mask=mask)
