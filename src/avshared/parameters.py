@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     NonNegativeFloat,
     NonNegativeInt,
+    PositiveFloat,
     PositiveInt,
     ValidationError,
     field_validator,
@@ -30,9 +31,11 @@ from pydantic import (
 from avshared.crema_d import SPLITS
 from avshared.features.audio import NORMALISATION_MODES, LogMelConfig
 from avshared.features.video import FaceFramesConfig
+from avshared.models import DecoderConfig
 from avshared.splits import SPLIT_STRATEGIES
 from avshared.training.devices import trainer_settings
 from avshared.training.phases import PHASE_MODALITIES
+from avshared.training.pretrain import AUTOENCODERS
 from avshared.training.schema import PhaseParameters
 
 
@@ -233,6 +236,49 @@ class TrainingParameters(_Strict):
         return phases
 
 
+# ---------------------------------------------------------------- parameters_pretrain.yml
+class DecoderParameters(_Strict):
+    dim: PositiveInt
+    depth: PositiveInt
+    heads: PositiveInt
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> DecoderParameters:
+        DecoderConfig(self.dim, self.depth, self.heads)  # the dataclass's own checks
+        return self
+
+
+class ContrastiveParameters(_Strict):
+    weight: NonNegativeFloat
+    temperature: PositiveFloat
+
+
+class PretrainParameters(_Strict):
+    """``training`` is checked merged with ``training.defaults`` (``validate_parameters``)."""
+
+    model_kinds: list[Literal.__getitem__(tuple(AUTOENCODERS))]  # type: ignore[valid-type]
+    mask_ratio: float
+    decoder: DecoderParameters
+    contrastive: ContrastiveParameters
+    extra_inputs: str | None
+    figure_clips: PositiveInt
+    training: dict[str, Any]
+
+    @field_validator("model_kinds")
+    @classmethod
+    def _some_kinds(cls, kinds: list[str]) -> list[str]:
+        if not kinds or len(set(kinds)) != len(kinds):
+            raise ValueError(f"need one or more distinct model kinds of {list(AUTOENCODERS)}")
+        return kinds
+
+    @field_validator("mask_ratio")
+    @classmethod
+    def _a_share(cls, mask_ratio: float) -> float:
+        if not 0 < mask_ratio < 1:
+            raise ValueError("must be between 0 and 1 (exclusive)")
+        return mask_ratio
+
+
 # ---------------------------------------------------------------- parameters_demo_data.yml
 class DemoDataParameters(_Open):
     """The generator's knobs: the corpus's extent is checked here, the voice, face and crowd models
@@ -254,6 +300,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "reporting": ReportingParameters,
     "training": TrainingParameters,
     "demo_data": DemoDataParameters,
+    "pretrain": PretrainParameters,
 }
 
 
@@ -318,10 +365,49 @@ def validate_parameters(params: Mapping[str, Any], *, check_devices: bool = True
                     trainer_settings(config["trainer"], config["data"])
                 except ValueError as error:
                     problems.append(f"{where}.trainer: {error}")
+    problems += _pretrain_problems(params, check_devices)
     if problems:
         raise ParameterError(
             "parameters do not fit their schema (avshared.parameters):\n  " + "\n  ".join(problems)
         )
+
+
+def _pretrain_problems(params: Mapping[str, Any], check_devices: bool) -> list[str]:
+    """``pretrain.training`` merged with ``training.defaults`` (a phase's schema, and its devices
+    with ``check_devices``), and each phase with ``init: pretrain`` against ``pretrain.model_kinds``
+    (its model kind must be pretrained)."""
+    pretrain, training = params.get("pretrain"), params.get("training")
+    if not isinstance(pretrain, Mapping) or not isinstance(training, Mapping):
+        return []
+    defaults = training.get("defaults")
+    if not isinstance(defaults, Mapping):
+        return []
+    problems: list[str] = []
+    where = "pretrain.training (merged with training.defaults)"
+    config = merged_phase_parameters(defaults, pretrain.get("training"))
+    try:
+        PhaseParameters.model_validate(config)
+    except ValidationError as error:
+        try:
+            PhaseParameters.model_validate(defaults)
+        except ValidationError:
+            return []  # reported as training.defaults' problems
+        return [message for _, message in _messages(error, where)]
+    if check_devices:
+        try:
+            trainer_settings(config["trainer"], config["data"])
+        except ValueError as error:
+            problems.append(f"{where}.trainer: {error}")
+    kinds = pretrain.get("model_kinds") or []
+    for phase, overrides in (training.get("phases") or {}).items():
+        phase_config = merged_phase_parameters(defaults, overrides)
+        kind = phase_config.get("model", {}).get("kind")
+        if phase_config.get("init") == "pretrain" and kind not in kinds:
+            problems.append(
+                f"training.phases.{phase}: init pretrain with model kind {kind!r}, which "
+                f"pretrain.model_kinds {list(kinds)} does not pretrain; add it there"
+            )
+    return problems
 
 
 __all__ = ["SCHEMAS", "ParameterError", "validate_parameters"]

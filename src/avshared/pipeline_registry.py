@@ -4,8 +4,8 @@
 ingestion, labels, split and features (the video phase extracts no spectrograms), then trains and
 evaluates it. ``kedro run`` runs every data pipeline, the default phases
 (``training.DEFAULT_PHASES``) and the report; ``kedro run --pipelines=comparison`` runs every
-phase (adding the label-source and curriculum rows) and the report of them all; ``demo_data``
-and ``predict`` only ever run when named.
+phase (adding the label-source, curriculum and pretrained rows, after the ``pretrain`` pipeline)
+and the report of them all; ``demo_data``, ``pretrain`` and ``predict`` only ever run when named.
 
 The registry is explicit rather than ``find_pipelines()``: Kedro 1.7 loads only the packages named
 on the command line, and the phase pipelines are not packages of their own.
@@ -19,10 +19,17 @@ from avshared.pipelines import (
     ingestion,
     labels,
     predict,
+    pretrain,
     reporting,
     split,
     training,
 )
+
+#: The features pipeline's extraction nodes, and what they write for pretraining's extra recordings.
+EXTRA_RECORDING_OUTPUTS: dict[str, str] = {
+    "log_mel_spectrograms": "pretrain_extra_log_mel_spectrograms",
+    "face_frames": "pretrain_extra_face_frames",
+}
 
 
 def data_preparation() -> Pipeline:
@@ -33,6 +40,27 @@ def data_preparation() -> Pipeline:
         + split.create_pipeline()
         + features.create_pipeline()
     )
+
+
+def extra_recording_features() -> Pipeline:
+    """The features pipeline's own extraction (the same code and parameters as the corpus's), on
+    the recordings of ``pretrain.extra_inputs`` (``pretrain_extra_recordings``)."""
+    extraction = features.create_pipeline().only_nodes_with_outputs(*EXTRA_RECORDING_OUTPUTS)
+    return Pipeline(
+        extraction,
+        namespace="pretrain_extra",
+        inputs={"clip_manifest": "pretrain_extra_recordings"},
+        outputs=EXTRA_RECORDING_OUTPUTS,
+        parameters={"features.audio", "features.video", "features.extraction"},
+    )
+
+
+def pretraining(preparation: Pipeline) -> Pipeline:
+    """The pretrain pipeline, the extra recordings' features and the part of ``preparation`` it
+    needs (ingestion, split and the features of the corpus)."""
+    pretraining = pretrain.create_pipeline() + extra_recording_features()
+    needed = pretraining.inputs() & preparation.all_outputs()
+    return preparation.to_outputs(*needed) + pretraining
 
 
 def phase_pipeline(phase: str, preparation: Pipeline) -> Pipeline:
@@ -56,12 +84,15 @@ def register_pipelines() -> dict[str, Pipeline]:
         "reporting": reporting.create_pipeline(),
         # A trained model on new recordings: --params=predict.inputs=PATH (docs/applications.md).
         "predict": predict.create_pipeline(),
+        # Masked autoencoding of the encoders, per fold (init: pretrain starts a phase from it).
+        "pretrain": pretraining(preparation),
     }
     pipelines |= {phase: phase_pipeline(phase, preparation) for phase in training.PHASE_MODALITIES}
     pipelines["__default__"] = preparation + pipelines["training"] + pipelines["reporting"]
     every_phase = tuple(training.PHASE_MODALITIES)
     pipelines["comparison"] = (
         preparation
+        + pipelines["pretrain"]
         + training.create_pipeline(phases=every_phase)
         + reporting.create_pipeline(phases=every_phase)
     )

@@ -69,6 +69,7 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
         version: Version | None = None,
         shard_size_mb: float = 64,
         keep_versions: int | None = None,
+        allow_empty: bool = False,
         metadata: dict[str, Any] | None = None,
     ):
         """
@@ -77,11 +78,14 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
             version: Kedro's version (set from ``versioned: true`` in the catalog).
             shard_size_mb: Largest shard, which is also the most that ``save`` buffers in memory.
             keep_versions: Versions kept after a save writes one (None: all).
+            allow_empty: Whether a save given no clip at all writes an empty store (an optional
+                input left empty) rather than fail.
             metadata: Free-form metadata for kedro-viz and hooks; not used by the dataset.
         """
         super().__init__(filepath=PurePosixPath(filepath), version=version)
         self._shard_bytes = int(shard_size_mb * 2**20)
         self._keep_versions = keep_versions
+        self._allow_empty = allow_empty
         self._reused_version: str | None = None
         self.metadata = metadata
 
@@ -132,7 +136,9 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
         save_path = Path(self._get_save_path())
         remove_abandoned_partials(self._filepath)
         attrs = getattr(data, "attrs", None)
-        write_feature_store(save_path, data, self._shard_bytes, attrs)
+        write_feature_store(
+            save_path, data, self._shard_bytes, attrs, allow_empty=self._allow_empty
+        )
 
     def _exists(self) -> bool:
         return (Path(self._get_load_path()) / INDEX_FILE).is_file()
@@ -143,4 +149,5 @@ class FeatureStoreDataset(AbstractVersionedDataset[Any, FeatureStore]):
             "version": self._version,
             "shard_size_mb": self._shard_bytes / 2**20,
             "keep_versions": self._keep_versions,
+            "allow_empty": self._allow_empty,
         }

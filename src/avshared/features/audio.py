@@ -151,12 +151,17 @@ def _extractor(config: LogMelConfig) -> LogMelExtractor:
 
 
 def extract_clip_log_mel(job: tuple[str, str], config: LogMelConfig) -> FeatureItem:
-    """Log-mel of one clip ``(clip_id, wav_path)``; a defective file is rejected, not raised."""
+    """Log-mel of one clip ``(clip_id, media_path)``: a WAV/FLAC file (read as in training), or the
+    audio track of any other file FFmpeg reads (``media.read_any_audio``: pretraining's extra
+    recordings); a defective file, or a video without audio, is rejected, not raised."""
     clip_id, path = job
     try:
-        samples, sample_rate = media.read_audio(path)
+        decoded = media.read_any_audio(path)
     except media.MediaError:
         return FeatureItem(clip_id, None, (FeatureIssue("undecodable", "rejected"),))
+    if decoded is None:
+        return FeatureItem(clip_id, None, (FeatureIssue("no_audio_track", "rejected"),))
+    samples, sample_rate = decoded
     if samples.shape[-1] == 0:
         return FeatureItem(clip_id, None, (FeatureIssue("empty_audio", "rejected"),))
     issues = () if np.any(samples) else (FeatureIssue("silent_audio", "kept"),)

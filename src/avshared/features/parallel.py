@@ -118,7 +118,10 @@ class FeatureStream:
             batch_size=None,
             shuffle=False,
             collate_fn=_unchanged,
-            **worker_pool_options(self.workers, self.prefetch_per_worker, str(self)),
+            # No pool for no clips (an optional input with nothing in it).
+            **worker_pool_options(
+                min(self.workers, len(self.jobs)), self.prefetch_per_worker, str(self)
+            ),
         )
 
     def __iter__(self) -> Iterator[FeatureItem]:

@@ -261,8 +261,14 @@ def write_feature_store(
     data: Iterable[Any] | Mapping[str, np.ndarray],
     shard_bytes: int = 64 * 2**20,
     attrs: Mapping[str, Any] | None = None,
+    *,
+    allow_empty: bool = False,
 ) -> None:
-    """Write a store to ``directory`` (replacing an old one), consuming ``data`` item by item."""
+    """Write a store to ``directory`` (replacing an old one), consuming ``data`` item by item.
+
+    A store of no clip is refused (every clip was rejected, or none was found), unless
+    ``allow_empty`` and no clip was given at all: an optional input left empty, such as
+    pretraining's extra recordings."""
     final = Path(directory)
     partial = final.with_name(f"{final.name}.partial-{os.getpid()}")
     replaced = final.with_name(f"{final.name}.replaced-{os.getpid()}")
@@ -283,7 +289,7 @@ def write_feature_store(
                 writer.append(item.clip_id, np.asarray(item.array))
                 clip_ids.append(item.clip_id)
         writer.flush()
-        if not clip_ids:
+        if not clip_ids and not (allow_empty and not seen):
             examples = "; ".join(f"{i['clip_id']}: {i['issue']}" for i in issues[:5])
             raise FeatureStoreError(
                 f"no clip produced features ({len(seen)} given, all rejected"
@@ -292,7 +298,7 @@ def write_feature_store(
             )
         index = {
             "format_version": FORMAT_VERSION,
-            "dtype": np.dtype(writer.dtype).str,
+            "dtype": np.dtype(writer.dtype or np.float32).str,
             "item_shape": list(writer.item_shape or ()),
             "clip_ids": clip_ids,
             "shards": writer.shards,

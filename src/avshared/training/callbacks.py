@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,17 @@ class EpochHistory(L.Callback):
     trainer's logger (MLflow) with the epoch as its step: under ``ddp_spawn`` the processes that
     train are not the one that called ``fit``, so the file is how the history comes back. The rows
     are also part of the checkpoint (``state_dict``), so a resumed run's history, file and logged
-    metrics still start at epoch 0. Throughput counts the samples of every process.
+    metrics still start at epoch 0. Throughput counts the samples of every process. ``metrics``:
+    the logged epoch metrics to record (a phase's ``EPOCH_METRICS`` by default); ``log_prefix``
+    goes in front of every name logged (several models logging into one run), not in the rows.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(
+        self, path: str | Path, metrics: Sequence[str] = EPOCH_METRICS, log_prefix: str = ""
+    ):
         self.path = Path(path)
+        self.metrics = tuple(metrics)
+        self.log_prefix = log_prefix
         self.rows: list[dict[str, float]] = []
         self.resumed_from_epoch: int | None = None
         self._epoch_seconds = 0.0
@@ -63,13 +70,13 @@ class EpochHistory(L.Callback):
         # Time from batch to batch: loading + forward + backward + step, but not validation.
         now = time.perf_counter()
         self._epoch_seconds += now - self._last_tick
-        self._epoch_samples += len(batch["target"]) * trainer.world_size
+        self._epoch_samples += len(next(iter(batch.values()))) * trainer.world_size
         self._last_tick = now
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
         row = {"epoch": float(trainer.current_epoch)}
-        row |= {name: float(metrics[name]) for name in EPOCH_METRICS if name in metrics}
+        row |= {name: float(metrics[name]) for name in self.metrics if name in metrics}
         row["learning_rate"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         row["train_seconds"] = self._epoch_seconds
         row["train_samples"] = float(self._epoch_samples)
@@ -77,10 +84,11 @@ class EpochHistory(L.Callback):
         self._log(trainer, row)
         self._write(trainer)
 
-    @staticmethod
-    def _log(trainer: L.Trainer, row: dict[str, float]) -> None:
+    def _log(self, trainer: L.Trainer, row: dict[str, float]) -> None:
         if trainer.logger is not None:  # Lightning's loggers log from global rank 0 only
-            metrics = {name: value for name, value in row.items() if name != "epoch"}
+            metrics = {
+                self.log_prefix + name: value for name, value in row.items() if name != "epoch"
+            }
             trainer.logger.log_metrics(metrics, step=int(row["epoch"]))
 
     def _write(self, trainer: L.Trainer) -> None:

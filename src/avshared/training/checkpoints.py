@@ -8,11 +8,12 @@ fingerprint is the same; otherwise, or after a clean finish, it trains afresh.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,18 @@ def fingerprint(run_description: Mapping[str, Any]) -> str:
     """A stable hash of a JSON-serialisable description of a training run."""
     text = json.dumps(run_description, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def without_paths(config: Mapping[str, Any], paths: Iterable[tuple[str, ...]]) -> dict[str, Any]:
+    """A deep copy of ``config`` less the keys at ``paths`` (e.g. ``("data", "num_workers")``):
+    what a run's fingerprint describes, once the settings a run may resume across are gone."""
+    kept = copy.deepcopy(dict(config))
+    for path in paths:
+        parent = kept
+        for key in path[:-1]:
+            parent = parent.get(key, {})
+        parent.pop(path[-1], None)
+    return kept
 
 
 class PhaseCheckpoints:

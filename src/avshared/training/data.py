@@ -36,7 +36,48 @@ def target_indices(targets: pd.DataFrame) -> np.ndarray:
     )
 
 
-class ClipDataset(Dataset):
+class UnlabelledClipDataset(Dataset):
+    """Items ``{"audio", "video"}`` of the clips ``clip_ids``, as stored: what pretraining reads.
+
+    ``audio`` (1, n_mels, frames) float16 dB, ``video`` (frames, 3, H, W) uint8; only the
+    modalities whose store is given are returned, looked up by clip id.
+    """
+
+    def __init__(
+        self,
+        clip_ids: Sequence[str],
+        audio: FeatureStore | None = None,
+        video: FeatureStore | None = None,
+    ):
+        if audio is None and video is None:
+            raise ValueError("a clip dataset needs at least one feature store (audio or video)")
+        missing = {
+            name: sorted(set(clip_ids) - set(store.clip_ids))[:5]
+            for name, store in (("audio", audio), ("video", video))
+            if store is not None and not set(clip_ids) <= set(store.clip_ids)
+        }
+        if missing:
+            raise KeyError(
+                f"clips without features in the {sorted(missing)} store(s), e.g. {missing}: "
+                "select the clips with select_clips_with_features first"
+            )
+        self.clip_ids: list[str] = list(clip_ids)
+        self.audio, self.video = audio, video
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        clip_id, item = self.clip_ids[index], {}
+        # Copies out of the read-only memory maps: torch wants writable memory.
+        if self.audio is not None:
+            item["audio"] = torch.from_numpy(np.array(self.audio.get(clip_id)))
+        if self.video is not None:
+            item["video"] = torch.from_numpy(np.array(self.video.get(clip_id)))
+        return item
+
+
+class ClipDataset(UnlabelledClipDataset):
     """Items ``{"audio", "video", "target", "label"}`` for the clips of a targets table, raw.
 
     ``audio`` (1, n_mels, frames) as stored (float16 dB: the model's module standardises whole
@@ -51,33 +92,12 @@ class ClipDataset(Dataset):
         audio: FeatureStore | None = None,
         video: FeatureStore | None = None,
     ):
-        if audio is None and video is None:
-            raise ValueError("a ClipDataset needs at least one feature store (audio or video)")
-        missing = {
-            name: sorted(set(targets["clip_id"]) - set(store.clip_ids))[:5]
-            for name, store in (("audio", audio), ("video", video))
-            if store is not None and not set(targets["clip_id"]) <= set(store.clip_ids)
-        }
-        if missing:
-            raise KeyError(
-                f"clips without features in the {sorted(missing)} store(s), e.g. {missing}: "
-                "select the targets with select_clips_with_features first"
-            )
-        self.clip_ids: list[str] = targets["clip_id"].tolist()
+        super().__init__(targets["clip_id"].tolist(), audio, video)
         self.targets = torch.from_numpy(targets.loc[:, list(TARGET_COLUMNS)].to_numpy(np.float32))
         self.labels = torch.from_numpy(target_indices(targets))
-        self.audio, self.video = audio, video
-
-    def __len__(self) -> int:
-        return len(self.clip_ids)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        clip_id, item = self.clip_ids[index], {}
-        # Copies out of the read-only memory maps: torch wants writable memory.
-        if self.audio is not None:
-            item["audio"] = torch.from_numpy(np.array(self.audio.get(clip_id)))
-        if self.video is not None:
-            item["video"] = torch.from_numpy(np.array(self.video.get(clip_id)))
+        item = super().__getitem__(index)
         return {**item, "target": self.targets[index], "label": self.labels[index]}
 
 
@@ -138,34 +158,68 @@ class ClipDataModule(L.LightningDataModule):
             )
         self.batch_size, self.seed, self.loader = batch_size, seed, loader
 
-    def _processes(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-
-    def _loader(self, split: str, sampler: Sampler[int]) -> DataLoader:
-        workers = self.loader.num_workers
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            persistent_workers=self.loader.persistent_workers and workers > 0,
-            pin_memory=self.loader.pin_memory,
-            # Its own generator: starting an epoch's iterator then draws nothing from the global
-            # one, which dropout uses (a resumed run starts its iterator at another moment).
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
     def train_dataloader(self) -> DataLoader:
-        replicas, rank = self._processes()
-        sampler = DistributedSampler(
-            self.datasets["train"], num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed
+        return shuffled_loader(
+            self.datasets["train"], self.trainer, self.batch_size, self.seed, self.loader
         )
-        return self._loader("train", sampler)
 
     def val_dataloader(self) -> DataLoader:
-        replicas, rank = self._processes()
+        replicas, rank = _processes(self.trainer)
         sampler = UnrepeatedDistributedSampler(
             self.datasets["val"], num_replicas=replicas, rank=rank, shuffle=False
         )
-        return self._loader("val", sampler)
+        return _loader(self.datasets["val"], sampler, self.batch_size, self.seed, self.loader)
+
+
+class PretrainingDataModule(L.LightningDataModule):
+    """A training loader over ``dataset`` (``UnlabelledClipDataset``, or several concatenated),
+    shuffled as ``ClipDataModule``'s: the order of epoch ``e`` depends only on (seed, e), and under
+    DDP each process takes its share. Pretraining has no validation clips."""
+
+    def __init__(
+        self, dataset: Dataset, *, batch_size: int, seed: int, loader: LoaderSettings
+    ) -> None:
+        super().__init__()
+        if not len(dataset):
+            raise ValueError(
+                "no clips to pretrain on: check the split dataset's train clips and the features"
+            )
+        self.dataset, self.batch_size, self.seed, self.loader = dataset, batch_size, seed, loader
+
+    def train_dataloader(self) -> DataLoader:
+        return shuffled_loader(self.dataset, self.trainer, self.batch_size, self.seed, self.loader)
+
+
+def _processes(trainer: L.Trainer | None) -> tuple[int, int]:
+    return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+
+def _loader(
+    dataset: Dataset, sampler: Sampler[int], batch_size: int, seed: int, loader: LoaderSettings
+) -> DataLoader:
+    workers = loader.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=loader.persistent_workers and workers > 0,
+        pin_memory=loader.pin_memory,
+        # Its own generator: starting an epoch's iterator then draws nothing from the global
+        # one, which dropout uses (a resumed run starts its iterator at another moment).
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def shuffled_loader(
+    dataset: Dataset,
+    trainer: L.Trainer | None,
+    batch_size: int,
+    seed: int,
+    loader: LoaderSettings,
+) -> DataLoader:
+    """A training loader: a ``DistributedSampler`` seeded with ``seed`` (Lightning calls its
+    ``set_epoch``) gives this process its share of epoch e's order, which depends on (seed, e)."""
+    replicas, rank = _processes(trainer)
+    sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=seed)
+    return _loader(dataset, sampler, batch_size, seed, loader)

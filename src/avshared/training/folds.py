@@ -52,6 +52,7 @@ from avshared.training.phase import (
     score_predictions,
     train_model,
 )
+from avshared.training.pretrained import SCRATCH, InitialWeights, initial_weights
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +99,15 @@ def train_phase(
     log_mel_spectrograms: FeatureStore | None = None,
     spectrogram_stats: dict[str, Any] | None = None,
     face_frames: FeatureStore | None = None,
+    pretrained_encoder: Mapping[str, Tensor] | None = None,
+    pretrain_summary: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train the phase once per fold (see the module docstring), logging to the phase's MLflow run
     ``mlflow_run`` (from PhaseRunsHook) and runs nested in it. Returns the model (a ``ModuleDict``
     of ``fold_<k>`` models under k-fold), the history with ``fold`` and the training summary
-    (``nodes.train_model``'s, with ``per_fold`` summaries under k-fold)."""
+    (``nodes.train_model``'s, with ``per_fold`` summaries under k-fold). Each fold's model starts
+    as ``config["init"]`` says (``pretrained.initial_weights``): ``pretrained_encoder`` and
+    ``pretrain_summary`` are the pretrain pipeline's outputs (None when it never ran)."""
     stores = {"audio": log_mel_spectrograms, "video": face_frames}
     config = apply_parameter_matching(
         config, {m: stores[m] for m in config["modalities"] if stores[m] is not None}
@@ -112,14 +117,27 @@ def train_phase(
     tracking.tag_run(mlflow_run, config)
     features = {"log_mel_spectrograms": log_mel_spectrograms, "face_frames": face_frames}
     folds = _folds(targets)
+
+    def start(fold: int, fold_targets: pd.DataFrame) -> InitialWeights | None:
+        return initial_weights(
+            config.get("init", SCRATCH),
+            fold=fold,
+            fold_targets=fold_targets,
+            model_kind=config["model"]["kind"],
+            pretrained_encoder=pretrained_encoder,
+            pretrain_summary=pretrain_summary,
+        )
+
     if len(folds) == 1:
+        fold_targets = _of_fold(targets, folds[0])
         model, history, summary = _train_fold(
-            _of_fold(targets, folds[0]),
+            fold_targets,
             target_summary,
             config,
             features,
             spectrogram_stats,
             mlflow_run=mlflow_run,
+            initial=start(folds[0], fold_targets),
         )
         return model, history.assign(fold=folds[0]), _with_options(summary, config, folds=1)
 
@@ -131,7 +149,7 @@ def train_phase(
             "fold": fold,
             "checkpoint_dir": f"{config['checkpoint_dir']}/fold_{fold}",
         }
-        stats = _fold_spectrogram_stats(spectrogram_stats, log_mel_spectrograms, fold_targets)
+        stats = fold_spectrogram_stats(spectrogram_stats, log_mel_spectrograms, fold_targets)
         with tracking.nested_run(mlflow_run, fold_config) as fold_run:
             model, history, summary = _train_fold(
                 fold_targets,
@@ -140,6 +158,7 @@ def train_phase(
                 features,
                 stats,
                 mlflow_run=fold_run,
+                initial=start(fold, fold_targets),
             )
         models[f"fold_{fold}"] = model
         histories.append(history.assign(fold=fold))
@@ -171,10 +190,17 @@ def _train_fold(
     spectrogram_stats: dict[str, Any] | None,
     *,
     mlflow_run: dict[str, str] | None,
+    initial: InitialWeights | None,
 ) -> TrainingResult:
     """One fold's model: its last curriculum stage, its results to be logged to ``mlflow_run``."""
     model, history, summary = train_stages(
-        targets, target_summary, config, features, spectrogram_stats, mlflow_run=mlflow_run
+        targets,
+        target_summary,
+        config,
+        features,
+        spectrogram_stats,
+        mlflow_run=mlflow_run,
+        initial_weights=initial,
     )[-1]
     return model, history, {**summary, **_run_ids(mlflow_run)}
 
@@ -188,10 +214,12 @@ def train_stages(
     *,
     mlflow_run: dict[str, str] | None = None,
     extra_callbacks: Sequence[Callback] = (),
+    initial_weights: InitialWeights | None = None,
 ) -> list[TrainingResult]:
     """``nodes.train_model`` for each curriculum stage of ``config``, each stage warm-started from
     the one before and logged to a run nested in ``mlflow_run``; without a curriculum, one stage
-    logged to ``mlflow_run`` itself. Returns every stage's result."""
+    logged to ``mlflow_run`` itself. The first stage starts from ``initial_weights`` when given.
+    Returns every stage's result."""
     stages = curriculum_stages(config)
     if len(stages) == 1:
         return [
@@ -202,6 +230,7 @@ def train_stages(
                 mlflow_run=mlflow_run,
                 spectrogram_stats=spectrogram_stats,
                 extra_callbacks=extra_callbacks,
+                initial_weights=initial_weights,
                 **features,
             )
         ]
@@ -217,6 +246,7 @@ def train_stages(
                     mlflow_run=stage_run,
                     spectrogram_stats=spectrogram_stats,
                     extra_callbacks=[*warm_start, *extra_callbacks],
+                    initial_weights=None if results else initial_weights,
                     **features,
                 )
             )
@@ -415,7 +445,7 @@ def _run_ids(mlflow_run: Mapping[str, str] | None) -> dict[str, str | None]:
     }
 
 
-def _fold_spectrogram_stats(
+def fold_spectrogram_stats(
     stats: dict[str, Any] | None, store: FeatureStore | None, targets: pd.DataFrame
 ) -> dict[str, Any] | None:
     """The log-mel standardisation measured on this fold's training clips only."""

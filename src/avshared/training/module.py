@@ -76,12 +76,7 @@ class EmotionClassifierModule(L.LightningModule):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_epochs = warmup_epochs
-        if implementation not in ADAMW_IMPLEMENTATIONS:
-            raise ValueError(
-                f"optimiser.implementation {implementation!r} unknown; use one of "
-                f"{ADAMW_IMPLEMENTATIONS}"
-            )
-        self.implementation = implementation
+        self.implementation = checked_adamw_implementation(implementation)
         if "audio" in self.modalities and spectrogram_stats is None:
             raise ValueError("audio inputs need spectrogram_stats to be standardised")
         mean, std = spectrogram_standardiser(spectrogram_stats or {"mean": [0.0], "std": [1.0]})
@@ -137,46 +132,76 @@ class EmotionClassifierModule(L.LightningModule):
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self.model(**inputs_of(batch, self.predict_modalities)).float().softmax(dim=-1)
 
-    def _adamw_implementation(self) -> dict[str, bool]:
-        """AdamW's keyword for ``implementation``: the same update, computed per tensor
-        (``for-loop``, torch's default on a CPU), over lists of tensors (``foreach``) or in one
-        kernel per parameter group (``fused``, the fastest: benchmarks/bench_optimiser.py). Under a
-        mixed precision fused falls back to foreach: Lightning's mixed-precision plugin refuses to
-        clip the gradients of an optimiser that could unscale them itself."""
-        implementation = self.implementation
-        if implementation == "fused" and "mixed" in str(self.trainer.precision):
-            implementation = "foreach"
-        return {
-            "fused": {"fused": True},
-            "foreach": {"foreach": True},
-            "for-loop": {"foreach": False},
-        }[implementation]
-
     def configure_optimizers(self):
-        # Weight decay on the matrices of linear and convolution layers only, as in ViT: not on
-        # biases, norms, or learned tokens and positions.
-        named = list(self.model.named_parameters())
-        decay = [p for n, p in named if p.ndim >= 2 and n.endswith("weight")]
-        no_decay = [p for n, p in named if not (p.ndim >= 2 and n.endswith("weight"))]
-        optimiser = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.learning_rate,
-            **self._adamw_implementation(),
+        return configure_adamw(
+            self,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            warmup_epochs=self.warmup_epochs,
+            implementation=self.implementation,
         )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(int(self.warmup_epochs * total / max(self.trainer.max_epochs, 1)), total - 1)
 
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            progress = (step - warmup) / max(total - warmup, 1)
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
-        return {
-            "optimizer": optimiser,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+def checked_adamw_implementation(implementation: str) -> str:
+    """``implementation`` if it is one of ``ADAMW_IMPLEMENTATIONS``, else a ValueError."""
+    if implementation not in ADAMW_IMPLEMENTATIONS:
+        raise ValueError(
+            f"optimiser.implementation {implementation!r} unknown; use one of "
+            f"{ADAMW_IMPLEMENTATIONS}"
+        )
+    return implementation
+
+
+def _adamw_keywords(implementation: str, precision: str) -> dict[str, bool]:
+    """AdamW's keyword for ``implementation``: the same update, computed per tensor
+    (``for-loop``, torch's default on a CPU), over lists of tensors (``foreach``) or in one
+    kernel per parameter group (``fused``, the fastest: benchmarks/bench_optimiser.py). Under a
+    mixed precision fused falls back to foreach: Lightning's mixed-precision plugin refuses to
+    clip the gradients of an optimiser that could unscale them itself."""
+    if implementation == "fused" and "mixed" in precision:
+        implementation = "foreach"
+    return {
+        "fused": {"fused": True},
+        "foreach": {"foreach": True},
+        "for-loop": {"foreach": False},
+    }[implementation]
+
+
+def configure_adamw(
+    module: L.LightningModule,
+    *,
+    learning_rate: float,
+    weight_decay: float,
+    warmup_epochs: float,
+    implementation: str,
+) -> dict[str, Any]:
+    """What ``configure_optimizers`` returns for ``module.model``, in every module of the engine:
+    AdamW (weight decay on the matrices of linear and convolution layers only, as in ViT: not on
+    biases, norms, or learned tokens and positions), a linear warm-up over ``warmup_epochs``, then
+    a cosine decay to zero at ``max_epochs``, stepped every batch."""
+    named = list(module.model.named_parameters())
+    decay = [p for n, p in named if p.ndim >= 2 and n.endswith("weight")]
+    no_decay = [p for n, p in named if not (p.ndim >= 2 and n.endswith("weight"))]
+    trainer = module.trainer
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=learning_rate,
+        **_adamw_keywords(implementation, str(trainer.precision)),
+    )
+    total = max(int(trainer.estimated_stepping_batches), 1)
+    warmup = min(int(warmup_epochs * total / max(trainer.max_epochs, 1)), total - 1)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
+    return {
+        "optimizer": optimiser,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+    }

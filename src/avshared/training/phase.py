@@ -8,7 +8,6 @@ runs from the catalog alone (``kedro run --from-nodes=<phase>.evaluate_model``).
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,7 +42,7 @@ from avshared.training.callbacks import (
     read_history,
     samples_per_second,
 )
-from avshared.training.checkpoints import BEST, PhaseCheckpoints, fingerprint
+from avshared.training.checkpoints import BEST, PhaseCheckpoints, fingerprint, without_paths
 from avshared.training.data import (
     TARGET_COLUMNS,
     ClipDataModule,
@@ -53,6 +52,7 @@ from avshared.training.data import (
 )
 from avshared.training.devices import TrainerSettings, trainer_settings
 from avshared.training.module import EmotionClassifierModule
+from avshared.training.pretrained import InitialWeights, apply_initial_weights
 from avshared.training.schema import MONITOR_MODES, resume_independent_paths
 
 logger = logging.getLogger(__name__)
@@ -205,14 +205,8 @@ def sized_model_config(
 def _resume_description(
     config: Mapping[str, Any], model_config: ModelConfig, targets: pd.DataFrame
 ) -> dict[str, Any]:
-    kept = copy.deepcopy(dict(config))
-    for path in RESUME_INDEPENDENT:
-        parent = kept
-        for key in path[:-1]:
-            parent = parent.get(key, {})
-        parent.pop(path[-1], None)
     return {
-        "config": kept,
+        "config": without_paths(config, RESUME_INDEPENDENT),
         "model": model_config.to_dict(),
         "clips": targets.loc[targets["split"] != "test", ["clip_id", "split"]].values.tolist(),
     }
@@ -309,6 +303,7 @@ def train_model(
     spectrogram_stats: dict[str, Any] | None = None,
     face_frames: FeatureStore | None = None,
     extra_callbacks: Sequence[Callback] = (),
+    initial_weights: InitialWeights | None = None,
 ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
     """Train the phase's model on the train split, early-stopped on the val split, on the devices
     and nodes of ``config["trainer"]``; resume from the phase's checkpoint when an earlier run of it
@@ -319,13 +314,16 @@ def train_model(
     training summary: what reloading the model needs (``model_kind``, ``modalities``,
     ``model_config``, ``spectrogram_stats``), the phase configuration, parameter count, epochs,
     throughput, devices, clip counts and the MLflow run id. ``extra_callbacks`` are added to
-    Lightning's (tests use them to interrupt a run).
+    Lightning's (tests use them to interrupt a run). ``initial_weights`` (``pretrained``) are
+    loaded into the seeded model; the summary's ``initialisation`` says what was loaded.
     """
     stores = _feature_stores(config, log_mel_spectrograms, face_frames)
     targets, without_features = select_clips_with_features(targets, list(stores.values()))
     if sum(without_features.values()):
         logger.warning("Clips without features, left out per split: %s", without_features)
     model_config = sized_model_config(config, stores)
+    if initial_weights is not None:  # other starting weights: another run to resume
+        config = {**config, "initial_weights": initial_weights.identity}
     settings = trainer_settings(config["trainer"], config["data"])
     checkpoints = PhaseCheckpoints(
         config["checkpoint_dir"],
@@ -336,6 +334,7 @@ def train_model(
     resume_from = checkpoints.decide_resume()
     stats = spectrogram_stats if "audio" in stores else None
     module = _phase_module(config, model_config, stats)
+    initialisation = apply_initial_weights(module.model, initial_weights)
     data = ClipDataModule(
         targets,
         audio=stores.get("audio"),
@@ -391,6 +390,7 @@ def train_model(
         "clips": _count_by_split(targets),
         "clips_without_features": without_features,
         "targets": target_summary,
+        "initialisation": initialisation,
         "config": config,
     }
     logger.info(

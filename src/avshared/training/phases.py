@@ -19,6 +19,9 @@ PHASE_MODALITIES: dict[str, tuple[str, ...]] = {
     "bimodal_perceived_majority": ("audio", "video"),
     "bimodal_perceived_soft": ("audio", "video"),
     "bimodal_curriculum": ("audio", "video"),
+    # Started from the pretrain pipeline's encoders (init: pretrain): each beside its scratch row.
+    "bimodal_pretrained": ("audio", "video"),
+    "baseline_pretrained": ("audio", "video"),
 }
 #: The phases of `kedro run`; `kedro run --pipelines=comparison` adds the label-source and
 #: curriculum rows (every phase of PHASE_MODALITIES).

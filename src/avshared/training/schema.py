@@ -20,6 +20,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    field_validator,
     model_validator,
 )
 
@@ -29,6 +30,7 @@ from avshared.models.classifier import MODALITY_SETS
 from avshared.models.config import PRESETS
 from avshared.training.devices import ACCELERATORS, STRATEGIES
 from avshared.training.module import ADAMW_IMPLEMENTATIONS
+from avshared.training.pretrained import SCRATCH, check_init
 
 TARGET_KINDS: tuple[str, ...] = ("acted", "perceived_majority", "perceived_soft")
 #: Early-stopping / best-checkpoint metrics and whether lower or higher is better.
@@ -147,6 +149,13 @@ class PhaseParameters(_Strict):
     checkpoint_dir: str = Field(json_schema_extra=_RESUME_INDEPENDENT)
     match_parameters: _choice(MATCHABLE_KINDS) | None = None  # type: ignore[valid-type]
     curriculum: list[_choice(MODALITY_SETS)] | None = None  # type: ignore[valid-type]
+    # scratch | pretrain | a checkpoint file (avshared.training.pretrained)
+    init: str = SCRATCH
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, init: str) -> str:
+        return check_init(init)
 
     @model_validator(mode="after")
     def _batch_shared_evenly(self) -> PhaseParameters:

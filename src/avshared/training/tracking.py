@@ -61,9 +61,14 @@ def phase_logger(mlflow_run: Mapping[str, str] | None) -> MLFlowLogger | None:
 def tag_run(mlflow_run: Mapping[str, str] | None, config: Mapping[str, Any]) -> None:
     """Tag a run with ``phase_tags(config)`` (nothing without a run): the phase's run when its
     folds or curriculum stages, not the phase itself, train in runs of their own."""
+    set_tags(mlflow_run, phase_tags(config))
+
+
+def set_tags(mlflow_run: Mapping[str, str] | None, tags: Mapping[str, str]) -> None:
+    """Set ``tags`` on a run (nothing without a run)."""
     if mlflow_run:
         client = MlflowClient(mlflow_run["tracking_uri"])
-        for name, value in phase_tags(config).items():
+        for name, value in tags.items():
             client.set_tag(mlflow_run["run_id"], name, value)
 
 
@@ -78,15 +83,21 @@ def nested_run(
     ``parent`` is None (tracking off, or a global rank other than 0). The run ends with the block:
     FINISHED, or FAILED if the block raised; results may still be added to it afterwards.
     """
+    with child_run(parent, run_name(config), phase_tags(config)) as run:
+        yield run
+
+
+@contextmanager
+def child_run(
+    parent: Mapping[str, str] | None, name: str, tags: Mapping[str, str]
+) -> Iterator[dict[str, str] | None]:
+    """A run nested in ``parent``, named ``name`` and tagged ``tags``, as ``nested_run`` makes
+    one (None without a parent); it ends with the block, FINISHED or FAILED."""
     if not parent:
         yield None
         return
     client = MlflowClient(parent["tracking_uri"])
-    tags = {
-        MLFLOW_PARENT_RUN_ID: parent["run_id"],
-        MLFLOW_RUN_NAME: run_name(config),
-        **phase_tags(config),
-    }
+    tags = {MLFLOW_PARENT_RUN_ID: parent["run_id"], MLFLOW_RUN_NAME: name, **tags}
     experiment_id = client.get_run(parent["run_id"]).info.experiment_id
     run_id = client.create_run(experiment_id, tags=tags).info.run_id
     try:

@@ -56,8 +56,11 @@ def train_model(
     log_mel_spectrograms: FeatureStore | None = None,
     spectrogram_stats: dict[str, Any] | None = None,
     face_frames: FeatureStore | None = None,
+    pretrained_encoder: dict[str, torch.Tensor] | None = None,
+    pretrain_summary: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
-    """The phase's model trained (once per fold), its history and training summary."""
+    """The phase's model trained (once per fold), its history and training summary; started as
+    ``config["init"]`` says (from the pretrain pipeline's outputs, when ``pretrain``)."""
     return folds.train_phase(
         targets=targets,
         target_summary=target_summary,
@@ -66,6 +69,8 @@ def train_model(
         log_mel_spectrograms=log_mel_spectrograms,
         spectrogram_stats=spectrogram_stats,
         face_frames=face_frames,
+        pretrained_encoder=pretrained_encoder,
+        pretrain_summary=pretrain_summary,
     )
 
 

@@ -35,6 +35,10 @@ MODALITY_INPUTS: dict[str, tuple[str, ...]] = {
 }
 #: The statistics go into the training summary; evaluation takes them from there.
 TRAINING_ONLY_INPUTS: tuple[str, ...] = ("spectrogram_stats",)
+#: The pretrain pipeline's outputs, which a phase starts from with ``init: pretrain``. Optional
+#: datasets (avshared.datasets.optional: None when the pretrain pipeline never ran), so that a phase
+#: that starts from scratch needs no pretraining; memory-mapped, so that it costs nothing either.
+PRETRAINED_INPUTS: tuple[str, ...] = ("pretrained_encoder", "pretrain_summary")
 
 
 def create_phase_pipeline(phase: str) -> Pipeline:
@@ -66,6 +70,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
                     "config": "config",
                     "mlflow_run": "mlflow_run",
                     **features,
+                    **{name: name for name in PRETRAINED_INPUTS},
                 },
                 outputs=["model_weights", "training_history", "training_summary"],
                 name="train_model",
@@ -127,7 +132,7 @@ def create_phase_pipeline(phase: str) -> Pipeline:
     return Pipeline(
         template,
         namespace=phase,
-        inputs={*SHARED_INPUTS, *features.values()},
+        inputs={*SHARED_INPUTS, *features.values(), *PRETRAINED_INPUTS},
         parameters={
             "training.defaults": "training.defaults",
             "crema_d_root": "crema_d_root",
