@@ -49,7 +49,7 @@ from avshared.training.callbacks import (
     read_history,
     samples_per_second,
 )
-from avshared.training.checkpoints import PhaseCheckpoints, fingerprint, without_paths
+from avshared.training.checkpoints import LAST, PhaseCheckpoints, fingerprint, without_paths
 from avshared.training.data import PretrainingDataModule, UnlabelledClipDataset
 from avshared.training.devices import trainer_settings
 from avshared.training.folds import fold_spectrogram_stats
@@ -326,12 +326,10 @@ def _train_autoencoder(
                 checkpoints.directory / HISTORY_FILE, PRETRAIN_METRICS, log_prefix=f"{name}/"
             ),
             *extra_callbacks,
-            # No validation clips: the model is the last epoch's (the resume point too).
+            # No validation clips: the model is the last epoch's, written over one file every
+            # epoch (the resume point too).
             ModelCheckpoint(
-                dirpath=checkpoints.directory,
-                save_top_k=0,
-                save_last=True,
-                enable_version_counter=False,
+                dirpath=checkpoints.directory, filename=LAST, enable_version_counter=False
             ),
         ],
         logger=run_logger if run_logger is not None else False,
