@@ -1,0 +1,237 @@
+"""Where a phase's model starts (init): scratch, the pretrain pipeline's encoders (only those of its
+own fold, never ones that saw its validation or test clips), or a checkpoint file."""
+
+from __future__ import annotations
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from avshared.models import DecoderConfig, MaskedAutoencoder, ModelConfig, build_model
+from avshared.pipelines.training import PHASE_MODALITIES
+from avshared.training.folds import build_fold_targets, train_stages
+from avshared.training.phase import phase_config
+from avshared.training.pretrain import classifier_weights
+from avshared.training.pretrained import apply_initial_weights, check_init, initial_weights
+
+CONFIG = ModelConfig.preset(
+    "tiny",
+    n_mels=16,
+    audio_frames=32,
+    video_frames=4,
+    image_size=32,
+    audio_patch=(8, 8),
+    video_tubelet=(2, 16, 16),
+)
+TARGETS = pd.DataFrame(
+    {"clip_id": ["a1", "a2", "v1", "t1"], "split": ["train", "train", "val", "test"]}
+)
+
+
+def _pretrained(config: ModelConfig = CONFIG, folds=(0,)) -> dict[str, torch.Tensor]:
+    """A pretrained_encoder state dict as the pretrain pipeline writes it, of untrained
+    autoencoders with every tensor perturbed (biases start at zero in every model): each differs
+    from a fresh classifier's and from the other folds'."""
+    torch.manual_seed(123)
+    per_fold = {}
+    for fold in folds:
+        autoencoders = {
+            name: MaskedAutoencoder(senses, config, DecoderConfig(16, 1, 2))
+            for name, senses in (
+                ("shared", "bimodal"),
+                ("separate_audio", "audio"),
+                ("separate_video", "video"),
+            )
+        }
+        per_fold[f"fold_{fold}"] = nn.ModuleDict(
+            {kind: classifier_weights(kind, autoencoders) for kind in ("shared", "separate")}
+        )
+    generator = torch.Generator().manual_seed(7)
+    return {
+        name: tensor + 0.05 * torch.randn(tensor.shape, generator=generator)
+        for name, tensor in nn.ModuleDict(per_fold).state_dict().items()
+    }
+
+
+def _summary(clips=("a1", "a2"), folds=(0,)) -> dict:
+    return {"mlflow_run_id": "run", "per_fold": {str(f): {"clips": list(clips)} for f in folds}}
+
+
+def _start(init="pretrain", *, fold=0, kind="shared", targets=TARGETS, **sources):
+    sources.setdefault("pretrained_encoder", _pretrained())
+    sources.setdefault("pretrain_summary", _summary())
+    return initial_weights(init, fold=fold, fold_targets=targets, model_kind=kind, **sources)
+
+
+def test_scratch_leaves_the_seeded_model_as_built():
+    model = build_model("shared", "bimodal", CONFIG)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    assert _start("scratch") is None
+    assert apply_initial_weights(model, None) == {"source": "scratch"}
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kind", ["shared", "separate"])
+def test_init_pretrain_loads_exactly_the_encoders_and_embeddings(kind):
+    pretrained = _pretrained(folds=(0, 1))
+    model = build_model(kind, "bimodal", CONFIG)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    start = _start(
+        fold=1, kind=kind, pretrained_encoder=pretrained, pretrain_summary=_summary(folds=(0, 1))
+    )
+    report = apply_initial_weights(model, start)
+
+    state = model.state_dict()
+    carried = [k for k in state if k.startswith(("encoder.", "encoders.", "embeddings."))]
+    assert carried and len(carried) == report["loaded"]
+    for name in carried:
+        assert torch.equal(state[name], pretrained[f"fold_1.{kind}.{name}"]), name
+        assert not torch.equal(state[name], pretrained[f"fold_0.{kind}.{name}"]), name
+    for name in (k for k in state if k.startswith(("head.", "heads."))):
+        assert torch.equal(state[name], before[name]), name
+    encoders = ["encoder"] if kind == "shared" else ["encoders.audio", "encoders.video"]
+    assert report["loaded_modules"] == sorted(["embeddings.audio", "embeddings.video", *encoders])
+    assert report["left_at_initialisation_modules"] == (
+        ["head"] if kind == "shared" else ["heads.audio", "heads.video"]
+    )
+    assert "fold 1" in report["source"]
+
+
+def test_a_one_sense_phase_takes_its_own_embedding_and_the_shared_encoder():
+    model = build_model("shared", "audio", CONFIG)
+    report = apply_initial_weights(model, _start())
+
+    assert report["loaded_modules"] == ["embeddings.audio", "encoder"]
+
+
+def test_pretrain_without_the_pretrain_pipelines_outputs_says_to_run_it():
+    with pytest.raises(ValueError, match=r"run `kedro run --pipelines=pretrain` first"):
+        _start(pretrained_encoder=None, pretrain_summary=None)
+
+
+@pytest.mark.parametrize("seen", ["v1", "t1"])
+def test_a_pretraining_that_saw_a_validation_or_test_clip_is_refused(seen):
+    with pytest.raises(
+        ValueError, match=r"pretrained on 1 clips that this phase validates or tests"
+    ):
+        _start(pretrain_summary=_summary(clips=("a1", seen)))
+
+
+def test_a_pretraining_of_another_split_is_refused():
+    with pytest.raises(ValueError, match=r"folds \['0'\] of another split, not for fold 2"):
+        _start(fold=2)
+
+
+def test_a_model_kind_that_was_not_pretrained_is_refused():
+    shared_only = {k: v for k, v in _pretrained().items() if ".shared." in k}
+    with pytest.raises(ValueError, match=r"add separate to pretrain.model_kinds"):
+        _start(kind="separate", pretrained_encoder=shared_only)
+
+
+def test_pretrained_weights_of_other_model_sizes_are_refused():
+    wider = ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "dim": 48, "heads": 2})
+    model = build_model("shared", "bimodal", CONFIG)
+    with pytest.raises(ValueError, match=r"do not fit this model .*set init: scratch"):
+        apply_initial_weights(model, _start(pretrained_encoder=_pretrained(wider)))
+
+
+def test_other_weights_are_another_starting_point_for_resuming():
+    first, again = _start(), _start()
+    other = _start(pretrained_encoder={k: v + 1 for k, v in _pretrained().items()})
+
+    assert first.identity == again.identity != other.identity
+
+
+def test_init_from_a_pretrained_encoder_file(tmp_path):
+    path = tmp_path / "pretrained_encoder.pt"
+    pretrained = _pretrained()
+    torch.save(pretrained, path)
+    model = build_model("shared", "bimodal", CONFIG)
+
+    report = apply_initial_weights(model, _start(str(path)))
+
+    assert torch.equal(model.encoder.norm.weight, pretrained["fold_0.shared.encoder.norm.weight"])
+    assert str(path) in report["source"]
+
+
+def test_init_from_a_vit_checkpoint_file(tmp_path):
+    pytest.importorskip("timm", reason="timm (a test dependency) makes the ViT checkpoint")
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(1)
+    vit = VisionTransformer(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2)
+    path = tmp_path / "vit_small_test.pth"
+    torch.save(vit.state_dict(), path)
+    config = ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "mlp_ratio": 4.0, "norm_eps": 1e-6})
+    model = build_model("shared", "bimodal", config)
+
+    assert check_init(str(path)) == str(path)
+    report = apply_initial_weights(model, _start(str(path)))
+
+    block = model.encoder.layers.layers[1]
+    assert torch.equal(block.linear1.weight, vit.state_dict()["blocks.1.mlp.fc1.weight"])
+    assert torch.equal(block.self_attn.in_proj_weight, vit.state_dict()["blocks.1.attn.qkv.weight"])
+    assert (
+        "encoder" in report["loaded_modules"]
+        and "head" in (report["left_at_initialisation_modules"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("init", "why"),
+    [("pretrained", "not a checkpoint file"), ("missing/vit.pth", "no such file")],
+)
+def test_an_unknown_init_is_refused_with_the_choices(init, why):
+    with pytest.raises(ValueError, match=rf"init must be scratch, pretrain or .*{why}"):
+        check_init(init)
+
+
+class StartRecorder(L.Callback):
+    def __init__(self):
+        self.state: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer, pl_module):
+        self.state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
+
+
+def test_the_engine_trains_from_the_pretrained_weights(corpus, tiny_defaults, tmp_path):
+    defaults = tiny_defaults | {"init": "pretrain"}
+    defaults["trainer"] = defaults["trainer"] | {"max_epochs": 1}
+    config = phase_config(
+        defaults, {}, str(tmp_path), phase="bimodal", modalities=PHASE_MODALITIES["bimodal"]
+    )
+    targets, target_summary = build_fold_targets(
+        corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
+    )
+    pretrained = _pretrained(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "depth": 1}))
+    train = targets.loc[targets["split"] == "train", "clip_id"]
+    start = _start(
+        targets=targets,
+        pretrained_encoder=pretrained,
+        pretrain_summary=_summary(clips=train.tolist()),
+    )
+    recorder = StartRecorder()
+
+    ((_, _, summary),) = train_stages(
+        targets.drop(columns="fold"),
+        target_summary,
+        config,
+        {"log_mel_spectrograms": corpus.log_mel_spectrograms, "face_frames": corpus.face_frames},
+        corpus.spectrogram_stats,
+        extra_callbacks=[recorder],
+        initial_weights=start,
+    )
+
+    for name, tensor in recorder.state.items():
+        if name.startswith(("encoder.", "embeddings.")):
+            assert torch.equal(tensor, pretrained[f"fold_0.shared.{name}"]), name
+    assert summary["initialisation"]["loaded_modules"] == [
+        "embeddings.audio",
+        "embeddings.video",
+        "encoder",
+    ]
+    assert summary["config"]["initial_weights"] == start.identity
