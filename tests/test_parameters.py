@@ -64,6 +64,14 @@ def test_the_shipped_parameters_fit_their_schemas(base_params):
         ("features.video.on_no_face", "guess", "on_no_face 'guess' unknown"),
         ("reporting.bootstrap.unit", "sentence", r"unit: .*'actor'"),
         ("ingestion.workers", 0, r"ingestion\.workers"),
+        ("training.defaults.init", "pretrained", r"init must be scratch, pretrain or the path"),
+        ("training.phases.bimodal.init", "weights/vit.pth", r"'weights/vit.pth' is no such file"),
+        ("pretrain.mask_ratio", 1.0, r"pretrain\.mask_ratio: must be between 0 and 1"),
+        ("pretrain.model_kinds", ["shared", "late"], r"pretrain\.model_kinds\.1: .*'separate'"),
+        ("pretrain.decoder", {"dim": 30, "depth": 1, "heads": 4}, "divisible by heads"),
+        ("pretrain.contrastive.temperature", 0, r"contrastive\.temperature"),
+        ("pretrain.training", {"trainer": {"max_epoch": 3}}, r"pretrain\.training .*max_epoch"),
+        ("pretrain.model_kinds", ["shared"], r"baseline_pretrained: init pretrain with model kind"),
     ],
 )
 def test_a_wrong_key_or_value_names_the_key_and_the_allowed_values(

@@ -185,6 +185,17 @@ def test_inconsistent_or_empty_data_is_refused(tmp_path, items, message):
     assert not dataset.exists()
 
 
+def test_an_optional_store_given_no_clip_is_empty_but_all_rejected_still_fails(tmp_path):
+    dataset = FeatureStoreDataset(filepath=str(tmp_path / "store"), allow_empty=True)
+    dataset.save([])
+    store = dataset.load()
+
+    assert len(store) == 0 and "1001_DFA_ANG_XX" not in store
+    rejected = FeatureItem("1001_DFA_ANG_XX", None, (FeatureIssue("no_face", "rejected"),))
+    with pytest.raises(DatasetError, match="no clip produced features"):
+        dataset.save([rejected])
+
+
 def test_pickled_store_carries_its_index_not_its_data(tmp_path):
     big = {f"10{i:02d}_DFA_ANG_XX": np.full((64, 300), i, dtype=np.float32) for i in range(20)}
     dataset = FeatureStoreDataset(filepath=str(tmp_path / "store"))

@@ -157,6 +157,25 @@ def test_defective_files_are_rejected_or_flagged(tmp_path):
     assert [(i.issue, i.action) for i in silent.issues] == [("silent_audio", "kept")]
 
 
+def test_a_video_files_audio_track_is_extracted_and_a_silent_film_rejected(tmp_path):
+    """Pretraining's extra recordings come in any container: the track of an MP4 gives the
+    log-mel its WAV gives (AAC is lossy: close, not equal)."""
+    frames = [np.full((32, 32, 3), 128, dtype=np.uint8)] * 25
+    speech = tone(440, 1.0, 16_000)
+    media.write_container(tmp_path / "talk.mp4", frames, 25.0, speech, 16_000)
+    media.write_container(tmp_path / "silent.mp4", frames, 25.0)
+    media.write_audio(tmp_path / "talk.wav", speech, 16_000)
+
+    from_video = extract_clip_log_mel(("talk", str(tmp_path / "talk.mp4")), CONFIG)
+    from_wav = extract_clip_log_mel(("talk", str(tmp_path / "talk.wav")), CONFIG)
+    silent = extract_clip_log_mel(("silent", str(tmp_path / "silent.mp4")), CONFIG)
+
+    assert loudest_band(from_video.array) == loudest_band(from_wav.array)
+    assert from_video.array.shape == from_wav.array.shape
+    assert silent.array is None
+    assert [(i.issue, i.action) for i in silent.issues] == [("no_audio_track", "rejected")]
+
+
 @pytest.mark.parametrize("mode", ["per_band", "global"])
 def test_stats_match_numpy_on_all_frames_and_standardise(mode):
     rng = np.random.default_rng(0)

@@ -172,7 +172,7 @@ def test_extra_recordings_are_pretrained_on_in_every_fold(corpus, make_pretrain_
     )
 
     clips = summary["per_fold"]["0"]["clips"]
-    assert summary["per_fold"]["0"]["extra_clips"] == 5
+    assert summary["per_fold"]["0"]["extra_clips"] == extra_ids
     assert history["train_samples"].tolist() == [len(clips) + 5]
     assert not set(extra_ids) & set(clips)
 

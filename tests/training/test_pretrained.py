@@ -121,6 +121,13 @@ def test_a_pretraining_that_saw_a_validation_or_test_clip_is_refused(seen):
         _start(pretrain_summary=_summary(clips=("a1", seen)))
 
 
+def test_a_validation_or_test_clip_among_the_extra_recordings_is_refused(tmp_path):
+    summary = _summary()
+    summary["per_fold"]["0"]["extra_clips"] = ["interview_3", str(tmp_path / "t1.mp4")]
+    with pytest.raises(ValueError, match=r"\['t1'\]"):
+        _start(pretrain_summary=summary)
+
+
 def test_a_pretraining_of_another_split_is_refused():
     with pytest.raises(ValueError, match=r"folds \['0'\] of another split, not for fold 2"):
         _start(fold=2)

@@ -211,7 +211,7 @@ def pretrain_encoders(
         )
         per_fold[str(fold)] = {
             "clips": clips,
-            "extra_clips": len(extra),
+            "extra_clips": extra,
             "spectrogram_stats": stats,
             "autoencoders": facts,
             **_run_ids(run),

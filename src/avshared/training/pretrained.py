@@ -111,7 +111,10 @@ def _check_unseen(fold: int, fold_targets: pd.DataFrame, summary: Mapping[str, A
             f"the pretrained encoders were made for the folds {sorted(folds, key=int)} of another "
             f"split, not for fold {fold}: run `{PRETRAIN_COMMAND}` again on the current split"
         )
-    seen = set(folds[str(fold)]["clips"])
+    pretrained_on = folds[str(fold)]
+    # Extra recordings are named by a stem or a path: a CREMA-D clip among them has its id as stem.
+    extra = {Path(name).stem for name in pretrained_on.get("extra_clips", [])}
+    seen = set(pretrained_on["clips"]) | extra
     held_out = fold_targets.loc[fold_targets["split"] != "train"]
     leaked = held_out.loc[held_out["clip_id"].isin(seen)]
     if len(leaked):

@@ -31,8 +31,9 @@ def resolve_pretrain_config(
 def find_extra_recordings(extra_inputs: str | None) -> pd.DataFrame:
     """The recordings at ``pretrain.extra_inputs`` (a folder, file or glob; none when null) with
     both a picture and a sound, as a manifest for the features pipeline's extraction: clip_id
-    (the recording's name), audio_path and video_path (a video file's own audio track, or the WAV
-    beside it with the same stem). Recordings without both, or unreadable, are left out (logged)."""
+    (the recording's name, as the predict pipeline names it: the stem of a WAV + video pair, else
+    the file's path), audio_path and video_path (a video file's own audio track, or the WAV beside
+    it with the same stem). Recordings without both, or unreadable, are left out (logged)."""
     if not extra_inputs:
         return pd.DataFrame(columns=RECORDING_COLUMNS)
     found = find_media_inputs(str(extra_inputs))
