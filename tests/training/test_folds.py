@@ -334,7 +334,7 @@ def test_each_folds_log_mel_standardisation_is_measured_on_its_training_clips_on
     )
     seen = {}
 
-    def no_training(fold_targets, summary, fold_config, features, stats, *, mlflow_run):
+    def no_training(fold_targets, summary, fold_config, features, stats, *, mlflow_run, initial):
         seen[fold_config["fold"]] = (fold_targets, stats)
         result = {
             "model_kind": "shared",
