@@ -86,6 +86,24 @@ def test_bench_optimiser_smoke(tmp_path):
     assert all(r["median_s"] > 0 and r["best_s"] > 0 for r in results.values())
 
 
+def test_bench_pretrain_smoke(tmp_path):
+    output = run_benchmark(
+        "bench_pretrain.py", "--smoke", "--json", str(tmp_path / "r.json"), cwd=tmp_path
+    )
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert set(results) == {
+        "supervised bimodal step (baseline)",
+        "shared autoencoder",
+        "shared autoencoder + contrastive",
+        "separate autoencoders (audio + video)",
+    }
+    for name, result in results.items():
+        assert result["clips_per_s"] > 0 and result["flops_per_clip"] > 0, name
+        assert result["peak_rss_mib"] > 0, name
+    assert results["supervised bimodal step (baseline)"]["vs_baseline"] == 1
+    assert "vs baseline" in output
+
+
 def test_bench_demo_data_smoke(tmp_path):
     run_benchmark(
         "bench_demo_data.py", "--smoke", "--workdir", str(tmp_path), "--json",
