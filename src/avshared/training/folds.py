@@ -18,10 +18,11 @@ the same:
   phase's run gets the pooled scores and each fold's as ``fold_<metric>`` at step = fold
   (``tracking.summarise_test_scores``).
 
-Two phase options act inside each fold: ``match_parameters`` (``equal_treatment``: a
-parameter-matched baseline) and ``curriculum`` (``curriculum``: warm-started stages, each in a run
+Three phase options act inside each fold: ``match_parameters`` (``equal_treatment``: a
+parameter-matched baseline), ``curriculum`` (``curriculum``: warm-started stages, each in a run
 of its own tagged ``curriculum_stage``, nested in the fold's or phase's run, which gets the
-results of the last stage).
+results of the last stage) and ``init`` (``pretrained``: fold k starts from the pretraining of fold
+k, or from a checkpoint file; the first curriculum stage does).
 """
 
 from __future__ import annotations

@@ -145,10 +145,12 @@ def pretrain_encoders(
     ``extra_callbacks`` are added to Lightning's (tests use them to interrupt a run)."""
     stores = {"audio": log_mel_spectrograms, "video": face_frames}
     model_config = sized_model_config(config, stores)
-    extra = clips_with_both(
-        (extra_log_mel_spectrograms.clip_ids if extra_log_mel_spectrograms else ()),
-        extra_log_mel_spectrograms,
-        extra_face_frames,
+    extra = (
+        clips_with_both(
+            extra_log_mel_spectrograms.clip_ids, extra_log_mel_spectrograms, extra_face_frames
+        )
+        if extra_log_mel_spectrograms is not None
+        else []
     )
     folds = fold_splits(split)
     tracking.set_tags(mlflow_run, pretrain_tags(config))
