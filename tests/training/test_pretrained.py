@@ -3,6 +3,8 @@ own fold, never ones that saw its validation or test clips), or a checkpoint fil
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from torch import nn
 
 from avshared.models import DecoderConfig, MaskedAutoencoder, ModelConfig, build_model
 from avshared.pipelines.training import PHASE_MODALITIES
-from avshared.training.folds import build_fold_targets, train_stages
+from avshared.training.folds import build_fold_targets, train_phase, train_stages
 from avshared.training.phase import phase_config
 from avshared.training.pretrain import classifier_weights
 from avshared.training.pretrained import apply_initial_weights, check_init, initial_weights
@@ -195,6 +197,31 @@ def test_init_from_a_vit_checkpoint_file(tmp_path):
 def test_an_unknown_init_is_refused_with_the_choices(init, why):
     with pytest.raises(ValueError, match=rf"init must be scratch, pretrain or .*{why}"):
         check_init(init)
+
+
+def test_a_phase_with_init_pretrain_and_no_pretraining_stops_before_training(
+    corpus, tiny_defaults, tmp_path
+):
+    config = phase_config(
+        tiny_defaults | {"init": "pretrain"},
+        {},
+        str(tmp_path),
+        phase="bimodal",
+        modalities=PHASE_MODALITIES["bimodal"],
+    )
+    targets, target_summary = build_fold_targets(
+        corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
+    )
+    with pytest.raises(ValueError, match=r"run `kedro run --pipelines=pretrain` first"):
+        train_phase(
+            targets=targets,
+            target_summary=target_summary,
+            config=config,
+            log_mel_spectrograms=corpus.log_mel_spectrograms,
+            spectrogram_stats=corpus.spectrogram_stats,
+            face_frames=corpus.face_frames,
+        )
+    assert not Path(config["checkpoint_dir"]).exists()
 
 
 class StartRecorder(L.Callback):
