@@ -86,6 +86,7 @@ def test_bench_optimiser_smoke(tmp_path):
     assert all(r["median_s"] > 0 and r["best_s"] > 0 for r in results.values())
 
 
+@pytest.mark.slow  # four whole processes: about 2 minutes on 2 cores
 def test_bench_pretrain_smoke(tmp_path):
     output = run_benchmark(
         "bench_pretrain.py", "--smoke", "--json", str(tmp_path / "r.json"), cwd=tmp_path
