@@ -55,6 +55,18 @@ def test_the_shipped_parameters_fit_their_schemas(base_params):
         ("training.defaults.data.batch_sise", 16, r"batch_sise: unknown key"),
         ("training.phases.bimodal.modalities", ["video"], "PHASE_MODALITIES"),
         ("training.phases.trimodal", {}, "have no pipeline"),
+        ("training.defaults.strategy.kind", "balanced", r"strategy\.kind: .*'ogm_ge'"),
+        ("training.defaults.strategy.ogm_ge_alpha", 0, r"strategy\.ogm_ge_alpha"),
+        (
+            "training.phases.bimodal.strategy",
+            {"kind": "ogm_ge"},
+            r"phases\.bimodal .*strategy: .*SharedEncoderClassifier has no encoder per modality",
+        ),
+        (
+            "training.phases.audio.strategy",
+            {"kind": "alternating"},
+            r"phases\.audio .*alternating balances audio and video.*\['audio'\].*kind joint",
+        ),
         ("training.phases.bimodal.trainer", {"devices": 16}, "this machine has"),
         ("training.phases.bimodal.trainer", {"strategy": "ddp"}, "torchrun or srun"),
         ("split.strategy", "by_sentence", r"split\.strategy: .*'random_clip'"),

@@ -30,10 +30,12 @@ from pydantic import (
 from avshared.crema_d import SPLITS
 from avshared.features.audio import NORMALISATION_MODES, LogMelConfig
 from avshared.features.video import FaceFramesConfig
+from avshared.models import MODEL_KINDS
 from avshared.splits import SPLIT_STRATEGIES
 from avshared.training.devices import trainer_settings
 from avshared.training.phases import PHASE_MODALITIES
 from avshared.training.schema import PhaseParameters
+from avshared.training.strategies import check_strategy
 
 
 class ParameterError(ValueError):
@@ -313,6 +315,14 @@ def validate_parameters(params: Mapping[str, Any], *, check_devices: bool = True
                 found = _messages(error, where)
                 problems.extend(m for location, m in found if location not in in_defaults)
                 continue
+            try:
+                check_strategy(
+                    config["strategy"]["kind"],
+                    MODEL_KINDS[config["model"]["kind"]],
+                    PHASE_MODALITIES[phase],
+                )
+            except ValueError as error:
+                problems.append(f"{where}.strategy: {error}")
             if check_devices:
                 try:
                     trainer_settings(config["trainer"], config["data"])

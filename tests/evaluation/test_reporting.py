@@ -419,6 +419,32 @@ def test_figures_are_labelled_and_cover_every_phase(all_predictions, phase_histo
     assert DEMO_LABEL in curves.get_suptitle()
     loss_axis = curves.axes[0]
     assert len(loss_axis.get_lines()) == 2 * len(PHASES)  # train and val per phase
+    assert len(curves.axes) == 2  # no per-sense accuracies recorded: no third panel
+
+
+def test_training_curves_show_each_senses_validation_accuracy_of_two_modality_phases(
+    phase_histories,
+) -> None:
+    two_modality = ["bimodal", "baseline"]
+    histories = dict(phase_histories)
+    for phase in two_modality:
+        histories[phase] = histories[phase].assign(
+            val_accuracy_audio=np.linspace(0.2, 0.5, len(histories[phase])),
+            val_accuracy_video=np.linspace(0.2, 0.7, len(histories[phase])),
+        )
+    stacked = collect_training_histories(**histories)
+    assert stacked.loc[stacked["phase"] == "audio", "val_accuracy_video"].isna().all()
+
+    curves = plot_training_curves(stacked, DEMO_LABEL)
+
+    sense_axis = curves.axes[2]
+    assert "each sense alone" in sense_axis.get_title()
+    labels = [line.get_label() for line in sense_axis.get_lines()]
+    assert labels == [f"{p} {s} only" for p in two_modality for s in ("audio", "video")]
+    video_line = sense_axis.get_lines()[1]
+    assert video_line.get_linestyle() == "-." and list(video_line.get_ydata()) == list(
+        histories["bimodal"]["val_accuracy_video"]
+    )
 
 
 def test_human_rows_reproduce_the_published_rater_accuracy(real_crema_d_metadata) -> None:

@@ -207,8 +207,8 @@ NODE_SCRIPT = textwrap.dedent(
         targets=pd.read_parquet(folder / "targets.parquet"),
         target_summary={},
         config=spec["config"],
-        log_mel_spectrograms=FeatureStore(spec["store"]),
         spectrogram_stats=spec["stats"],
+        **{name: FeatureStore(path) for name, path in spec["stores"].items()},
     )
     rank = sys.argv[2]
     torch.save(model.state_dict(), folder / f"weights-{rank}.pt")
@@ -217,15 +217,17 @@ NODE_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, tmp_path, cli):
-    config = audio_config(num_nodes=2, devices=1)
+def _train_like_torchrun(corpus, config, tmp_path, cli) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Train ``config`` on two one-process "nodes" started as torchrun starts them; returns each
+    rank's weights and history."""
     targets, _ = _targets(corpus, config)
     targets.to_parquet(tmp_path / "targets.parquet")
+    stores = {"audio": "log_mel_spectrograms", "video": "face_frames"}
     spec = {
         "config": config,
-        "store": str(corpus.log_mel_spectrograms.directory),
+        "stores": {
+            stores[m]: str(getattr(corpus, stores[m]).directory) for m in config["modalities"]
+        },
         "stats": corpus.spectrogram_stats,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -257,15 +259,57 @@ def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, t
     for process, log in zip(processes, logs, strict=True):
         assert process.returncode == 0, log[-4000:]
     weights = [torch.load(tmp_path / f"weights-{r}.pt", weights_only=True) for r in (0, 1)]
+    histories = [pd.read_parquet(tmp_path / f"history-{r}.parquet") for r in (0, 1)]
+    return weights, histories
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, tmp_path, cli):
+    config = audio_config(num_nodes=2, devices=1)
+    weights, (history, other_history) = _train_like_torchrun(corpus, config, tmp_path, cli)
     for name, tensor in weights[0].items():
         torch.testing.assert_close(weights[1][name], tensor, atol=0, rtol=0)
-    history = pd.read_parquet(tmp_path / "history-0.parquet")
     assert list(history["epoch"]) == list(range(config["trainer"]["max_epochs"]))
     pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "history-1.parquet").drop(columns="train_seconds"),
-        history.drop(columns="train_seconds"),
+        other_history.drop(columns="train_seconds"), history.drop(columns="train_seconds")
     )
     assert not (Path(config["checkpoint_dir"]) / PHASE).exists()
+
+
+@pytest.fixture
+def two_node_config(tiny_defaults, phase_overrides, tmp_path):
+    """A phase's config for two one-process nodes, two epochs."""
+
+    def make(phase):
+        trainer = {**tiny_defaults["trainer"], "num_nodes": 2, "devices": 1, "max_epochs": 2}
+        return phase_config(
+            {**tiny_defaults, "trainer": trainer},
+            phase_overrides[phase],
+            str(tmp_path),
+            phase=phase,
+            modalities=PHASE_MODALITIES[phase],
+        )
+
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("phase", ["bimodal_alternating", "baseline_ogm_ge"])
+def test_two_processes_keep_one_model_under_the_balancing_strategies(
+    corpus, two_node_config, tmp_path, cli, phase
+):
+    """alternating leaves one sense's parameters without a gradient in two steps of three (DDP
+    must look for them); OGM-GE's coefficients and noise must be the same in every process."""
+    config = two_node_config(phase)
+    weights, (history, other_history) = _train_like_torchrun(corpus, config, tmp_path, cli)
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, atol=0, rtol=0)
+    assert history["val_accuracy_video"].notna().all()
+    pd.testing.assert_frame_equal(
+        other_history.drop(columns="train_seconds"), history.drop(columns="train_seconds")
+    )
 
 
 def test_on_a_rank_other_than_zero_outputs_stay_in_memory_and_nothing_is_logged(

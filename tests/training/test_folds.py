@@ -30,7 +30,17 @@ from avshared.training.folds import (
 )
 from avshared.training.phase import load_trained_model, phase_config
 
-TWO_MODALITY_PHASES = ("bimodal", "baseline", "baseline_matched", "bimodal_curriculum")
+TWO_MODALITY_PHASES = (
+    "bimodal",
+    "baseline",
+    "baseline_matched",
+    "bimodal_curriculum",
+    "bimodal_late",
+    "bimodal_mid",
+    "bimodal_alternating",
+    "bimodal_unimodal_auxiliary",
+    "baseline_ogm_ge",
+)
 
 
 def _features(corpus):
@@ -60,7 +70,8 @@ def resolve(tiny_defaults, phase_overrides, tmp_path):
 
 def test_the_project_parameters_treat_every_two_modality_row_alike(training_parameters, tmp_path):
     """Same modality dropout, epoch budget, early stopping, checkpoint selection and optimiser for
-    bimodal and both baselines: only the model kind, its width and the target may differ."""
+    bimodal, both baselines and the sharing x fusion and strategy rows: only the model kind, its
+    width, the target and the training strategy may differ."""
     resolved = {
         phase: phase_config(
             training_parameters["defaults"],

@@ -13,6 +13,7 @@ CONFIG = {
     "modalities": ["audio", "video"],
     "model": {"kind": "shared"},
     "target": {"kind": "acted"},
+    "strategy": {"kind": "alternating"},
 }
 
 
@@ -56,6 +57,7 @@ def test_the_phase_run_is_tagged_with_the_phase(mlflow_phase_run):
     tracking.tag_run(parent, CONFIG)
     tags = client.get_run(parent["run_id"]).data.tags
     assert tags["phase"] == "bimodal" and tags["modalities"] == "audio+video"
+    assert tags["strategy"] == "alternating"
     assert "fold" not in tags
 
 

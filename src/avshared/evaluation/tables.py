@@ -59,13 +59,16 @@ FOLD_SCORE_COLUMNS: tuple[str, ...] = ("system", "kind", "fold", "test_clips", *
 TABLE_SCORES: tuple[str, ...] = (*SCORE_NAMES, "crowd_agreement")
 
 
-#: Columns each `{phase}.training_history` must have, one row per epoch.
+#: Columns of the stacked training histories, one row per epoch: each phase's own (a phase trained
+#: without a validation split lacks the val columns, a one-modality phase the per-sense ones).
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch",
     "train_loss",
     "val_loss",
     "train_accuracy",
     "val_accuracy",
+    "val_accuracy_audio",
+    "val_accuracy_video",
 )
 
 
@@ -535,7 +538,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def collect_training_histories(**history_by_phase: pd.DataFrame) -> pd.DataFrame:
     """The phases' per-epoch histories in one long table: phase, fold, then ``HISTORY_COLUMNS``.
 
-    Validation columns are NaN for a phase trained without a validation split.
+    Validation columns are NaN for a phase trained without a validation split, the per-sense
+    validation accuracies (``val_accuracy_audio``, ``val_accuracy_video``) for a one-modality phase.
     """
     frames = []
     for phase, history in history_by_phase.items():

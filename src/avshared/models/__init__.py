@@ -1,4 +1,5 @@
-"""Plain torch.nn modules: modality embeddings, the shared encoder, heads and the baseline."""
+"""Plain torch.nn modules: modality embeddings, the shared encoder, heads, the baseline and the
+shared encoder fused late or mid-way."""
 
 from avshared.models.baseline import SeparateEncodersClassifier
 from avshared.models.builder import MODEL_KINDS, build_model, count_parameters, restore_model
@@ -8,6 +9,8 @@ from avshared.models.embeddings import AudioPatchEmbedding, VideoPatchEmbedding
 from avshared.models.encoder import SharedEncoder
 from avshared.models.head import ClassificationHead
 from avshared.models.shared import SharedEncoderClassifier
+from avshared.models.shared_late import SharedLateFusionClassifier
+from avshared.models.shared_mid import SharedMidFusionClassifier
 from avshared.models.vit_checkpoint import (
     VitLoadReport,
     load_vit_into_classifier,
@@ -25,6 +28,8 @@ __all__ = [
     "SeparateEncodersClassifier",
     "SharedEncoder",
     "SharedEncoderClassifier",
+    "SharedLateFusionClassifier",
+    "SharedMidFusionClassifier",
     "VideoPatchEmbedding",
     "VitLoadReport",
     "build_model",

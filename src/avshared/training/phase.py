@@ -54,6 +54,7 @@ from avshared.training.data import (
 from avshared.training.devices import TrainerSettings, trainer_settings
 from avshared.training.module import EmotionClassifierModule
 from avshared.training.schema import MONITOR_MODES, resume_independent_paths
+from avshared.training.strategies import TRAINING_STRATEGIES, training_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +225,9 @@ def _phase_module(
     """The seeded model in its Lightning module (same initial weights in every process)."""
     L.seed_everything(config["seed"], workers=True, verbose=False)
     model = build_model(config["model"]["kind"], config["modalities"], model_config)
+    strategy = training_strategy(config["strategy"], model, config["modalities"], config["seed"])
     return EmotionClassifierModule(
-        model, config["modalities"], spectrogram_stats, **config["optimiser"]
+        model, config["modalities"], spectrogram_stats, **config["optimiser"], strategy=strategy
     )
 
 
@@ -315,7 +317,8 @@ def train_model(
     was interrupted. Logs to the phase's MLflow run ``mlflow_run`` (from PhaseRunsHook) if given.
 
     Returns the best model (by ``early_stopping.monitor``; the catalog stores its state_dict), the
-    per-epoch history (epoch, train/val loss and accuracy, learning rate, throughput) and the
+    per-epoch history (epoch, train/val loss and accuracy, for two modalities also
+    ``val_accuracy_audio`` and ``val_accuracy_video``, learning rate, throughput) and the
     training summary: what reloading the model needs (``model_kind``, ``modalities``,
     ``model_config``, ``spectrogram_stats``), the phase configuration, parameter count, epochs,
     throughput, devices, clip counts and the MLflow run id. ``extra_callbacks`` are added to
@@ -326,7 +329,12 @@ def train_model(
     if sum(without_features.values()):
         logger.warning("Clips without features, left out per split: %s", without_features)
     model_config = sized_model_config(config, stores)
-    settings = trainer_settings(config["trainer"], config["data"])
+    strategy = TRAINING_STRATEGIES[config["strategy"]["kind"]]
+    settings = trainer_settings(
+        config["trainer"],
+        config["data"],
+        find_unused_parameters=not strategy.every_step_uses_every_parameter,
+    )
     checkpoints = PhaseCheckpoints(
         config["checkpoint_dir"],
         config["phase"],

@@ -29,6 +29,7 @@ from avshared.models.classifier import MODALITY_SETS
 from avshared.models.config import PRESETS
 from avshared.training.devices import ACCELERATORS, STRATEGIES
 from avshared.training.module import ADAMW_IMPLEMENTATIONS
+from avshared.training.strategies import STRATEGY_KINDS
 
 TARGET_KINDS: tuple[str, ...] = ("acted", "perceived_majority", "perceived_soft")
 #: Early-stopping / best-checkpoint metrics and whether lower or higher is better.
@@ -103,6 +104,15 @@ class EarlyStoppingParameters(_Strict):
     patience: NonNegativeInt
 
 
+class StrategyParameters(_Strict):
+    """How a training step uses a batch (``avshared.training.strategies``); each option is read by
+    one strategy only."""
+
+    kind: _choice(STRATEGY_KINDS)  # type: ignore[valid-type]
+    auxiliary_weight: NonNegativeFloat  # unimodal_auxiliary
+    ogm_ge_alpha: PositiveFloat  # ogm_ge
+
+
 class TrainerParameters(_Strict):
     max_epochs: PositiveInt
     min_epochs: PositiveInt
@@ -142,6 +152,7 @@ class PhaseParameters(_Strict):
     target: TargetParameters
     model: ModelParameters
     optimiser: OptimiserParameters
+    strategy: StrategyParameters
     trainer: TrainerParameters
     data: DataParameters
     checkpoint_dir: str = Field(json_schema_extra=_RESUME_INDEPENDENT)

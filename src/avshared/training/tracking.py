@@ -7,7 +7,8 @@ Under actor k-fold and with a curriculum (``folds.py``) each fold and stage trai
 own, nested in the phase's (``nested_run``) and tagged ``fold`` / ``curriculum_stage``.
 Every phase logs the same names: parameters (the resolved phase configuration, flattened by
 Lightning with ``/``), per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
-``val_accuracy``, ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
+``val_accuracy`` (and, for two-modality phases, ``val_accuracy_audio`` and ``val_accuracy_video``:
+each sense alone), ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
 ``EpochHistory`` callback logs them), and at the end ``test_accuracy``, ``test_macro_f1``,
 ``test_uar`` (plus ``<metric>_<condition>`` for the single-modality conditions of two-modality
 phases), ``param_count``, ``train_samples_per_s``, ``epochs_trained`` (``summarise_test_scores``,
@@ -28,13 +29,15 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 
 def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
-    """Tags to filter runs by: phase, data (demo | crema-d), modalities, model kind, target."""
+    """Tags to filter runs by: phase, data (demo | crema-d), modalities, model kind, target,
+    training strategy."""
     tags = {
         "phase": config["phase"],
         "data": config["data_source"],
         "modalities": "+".join(config["modalities"]),
         "model_kind": config["model"]["kind"],
         "target": config["target"]["kind"],
+        "strategy": config["strategy"]["kind"],
     }
     # k-fold and curriculum runs (avshared.training.folds) nest under the phase's run.
     tags |= {key: str(config[key]) for key in ("fold", "curriculum_stage") if key in config}
