@@ -66,8 +66,10 @@ def test_the_analysed_model_and_clips_are_the_phases_own_test_clips_as_trained(
     np.testing.assert_allclose(inputs.audio[0].numpy(), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(inputs.video[0].numpy(), analysis_corpus.face_frames.get(first))
     # The model is the trained one: the same predictions as the phase's evaluation.
+    device = next(inputs.model.parameters()).device  # a GPU when there is one
     with torch.no_grad():
-        probabilities = inputs.model(inputs.audio, inputs.video).softmax(-1).numpy()
+        logits = inputs.model(inputs.audio.to(device), inputs.video.to(device))
+    probabilities = logits.softmax(-1).cpu().numpy()
     evaluated = phase.test_predictions.loc[phase.test_predictions["condition"] == "audiovisual"]
     evaluated = evaluated.set_index("clip_id").loc[inputs.clips["clip_id"]]
     np.testing.assert_allclose(probabilities[:, 0], evaluated["p_ANG"], atol=1e-4)
