@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -87,25 +88,41 @@ def test_at_most_max_clips_are_analysed_the_same_ones_every_time(
     assert len(first) == 7 and first == again == sorted(first)
 
 
-def test_under_actor_kfold_the_first_folds_model_and_statistics_are_analysed(trained_phases):
-    """A k-fold phase stores one model per fold (``fold_<k>.`` prefixes) and one summary each."""
-    summary = trained_phases["bimodal"].training_summary
+def test_under_actor_kfold_the_first_folds_model_statistics_and_test_clips_are_analysed(
+    trained_phases, analysis_corpus, analysis_parameters
+):
+    """A k-fold phase stores one model per fold (``fold_<k>.`` prefixes of one state_dict), one
+    training summary per fold (each with its own log-mel statistics) and targets per fold."""
+    phase = trained_phases["bimodal"]
+    summary = phase.training_summary
     models = {}
     for fold in (1, 0):
         torch.manual_seed(fold)
         config = ModelConfig(**summary["model_config"])
         models[f"fold_{fold}"] = build_model("shared", ["audio", "video"], config)
+    n_mels = len(summary["spectrogram_stats"]["mean"])
     per_fold = [
-        {**summary, "fold": fold, "spectrogram_stats": {"mean": [fold], "std": [1.0]}}
+        {**summary, "fold": fold, "spectrogram_stats": {"mean": [-fold] * n_mels, "std": [2.0]}}
         for fold in (1, 0)
     ]
-    kfold = {**summary, "folds": 2, "per_fold": per_fold}
+    # Fold 1 tests other clips: the first fold's validation clips.
+    swapped = phase.targets["split"].map({"test": "val", "val": "test", "train": "train"})
+    targets = pd.concat([phase.targets.assign(fold=1, split=swapped), phase.targets])
+    inputs = _inputs_of(phase, analysis_corpus, analysis_parameters) | {
+        "model_weights": nn.ModuleDict(models).state_dict(),
+        "training_summary": {**summary, "folds": 2, "per_fold": per_fold},
+        "targets": targets,
+    }
 
-    model, fold_summary, fold = nodes.analysed_model(nn.ModuleDict(models).state_dict(), kfold)
+    analysed = nodes.analysed_inputs(**inputs)
 
-    assert fold == 0 and fold_summary["spectrogram_stats"]["mean"] == [0]
-    for name, tensor in model.state_dict().items():
-        torch.testing.assert_close(tensor, models["fold_0"].state_dict()[name])
+    for name, tensor in analysed.model.state_dict().items():
+        torch.testing.assert_close(tensor.cpu(), models["fold_0"].state_dict()[name])
+    test = phase.targets.loc[phase.targets["split"] == "test", "clip_id"]
+    assert analysed.clips["clip_id"].tolist() == sorted(test)
+    assert set(analysed.clips["fold"]) == {0}
+    first = analysis_corpus.log_mel_spectrograms.get(test.min()).astype(np.float32)
+    np.testing.assert_allclose(analysed.audio[0].numpy(), first / 2.0, rtol=1e-5, atol=1e-4)
 
 
 def test_alignment_has_retrieval_same_emotion_and_cka_per_layer_labelled_with_the_phase(
