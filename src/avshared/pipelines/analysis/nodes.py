@@ -72,8 +72,8 @@ def analysed_model(
 class AnalysedInputs:
     """A phase's model and the test clips it is analysed on, as the model takes them.
 
-    clips: one row per clip, ``CLIP_COLUMNS`` and ``target``, sorted by clip id; audio: (n, 1,
-    n_mels, T) spectrograms standardised as in training; video: (n, F, 3, H, W) uint8 frames.
+    clips: one row per clip (``CLIP_COLUMNS``), sorted by clip id; audio: (n, 1, n_mels, T)
+    spectrograms standardised as in training; video: (n, F, 3, H, W) uint8 frames.
     """
 
     model: nn.Module
@@ -116,7 +116,7 @@ def analysed_inputs(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return AnalysedInputs(
         model=model.to(device),
-        clips=test.assign(fold=fold).loc[:, [*CLIP_COLUMNS, "target"]],
+        clips=test.assign(fold=fold).loc[:, list(CLIP_COLUMNS)],
         audio=(audio - mean) / std,
         video=video,
     )
@@ -177,7 +177,7 @@ def embed_test_clips(
         batch_size=clips["batch_size"],
         pooling=alignment["pooling"],
     )
-    return embeddings, inputs.clips.loc[:, list(CLIP_COLUMNS)]
+    return embeddings, inputs.clips
 
 
 def measure_alignment(
