@@ -76,6 +76,14 @@ def test_the_shipped_parameters_fit_their_schemas(base_params):
         ("features.video.on_no_face", "guess", "on_no_face 'guess' unknown"),
         ("reporting.bootstrap.unit", "sentence", r"unit: .*'actor'"),
         ("ingestion.workers", 0, r"ingestion\.workers"),
+        ("reporting.bootstrap.confidence", 95, "between 0 and 1"),
+        ("analysis.bootstrap.confidence", 1.0, "between 0 and 1"),
+        ("analysis.bootstrap.n_boot", 0, r"analysis\.bootstrap\.n_boot"),
+        ("analysis.clips.max_clips", 0, r"analysis\.clips\.max_clips"),
+        ("analysis.alignment.pooling", "max", r"pooling: .*'mean'"),
+        ("analysis.alignment.top_k", 5, r"analysis\.alignment\.top_k: unknown key"),
+        ("analysis.projection.max_iter", 100, "max_iter >= 250"),
+        ("analysis.rollout.clips_per_outcome", -1, r"rollout\.clips_per_outcome"),
     ],
 )
 def test_a_wrong_key_or_value_names_the_key_and_the_allowed_values(

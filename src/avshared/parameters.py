@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from omegaconf import OmegaConf
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     NonNegativeFloat,
@@ -27,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from avshared.analysis.representations import POOLINGS
 from avshared.crema_d import SPLITS
 from avshared.features.audio import NORMALISATION_MODES, LogMelConfig
 from avshared.features.video import FaceFramesConfig
@@ -48,6 +50,16 @@ class _Strict(BaseModel):
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+def _between_zero_and_one(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"must be between 0 and 1, got {confidence}")
+    return confidence
+
+
+#: The confidence level of a bootstrap interval.
+ConfidenceLevel = Annotated[float, AfterValidator(_between_zero_and_one)]
 
 
 def _dataclass_fields(config_class: type, values: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -173,15 +185,8 @@ class PredictParameters(_Strict):
 class BootstrapParameters(_Strict):
     n_boot: PositiveInt
     seed: int
-    confidence: float
+    confidence: ConfidenceLevel
     unit: Literal["clip", "actor"]
-
-    @field_validator("confidence")
-    @classmethod
-    def _between_zero_and_one(cls, confidence: float) -> float:
-        if not 0 < confidence < 1:
-            raise ValueError(f"must be between 0 and 1, got {confidence}")
-        return confidence
 
 
 class PairedComparisonParameters(_Strict):
@@ -235,6 +240,52 @@ class TrainingParameters(_Strict):
         return phases
 
 
+# ---------------------------------------------------------------- parameters_analysis.yml
+class AnalysisClipsParameters(_Strict):
+    max_clips: PositiveInt | None
+    seed: int
+    batch_size: PositiveInt
+
+
+class AnalysisBootstrapParameters(_Strict):
+    n_boot: PositiveInt
+    cka_n_boot: PositiveInt
+    seed: int
+    confidence: ConfidenceLevel
+
+
+class AlignmentParameters(_Strict):
+    same_emotion_k: PositiveInt
+    pooling: Literal.__getitem__(POOLINGS)  # type: ignore[valid-type]
+
+
+class RolloutParameters(_Strict):
+    clips_per_outcome: PositiveInt
+
+
+class ProjectionParameters(_Strict):
+    perplexity: float
+    seed: int
+    max_iter: int
+
+    @model_validator(mode="after")
+    def _tsne_settings(self) -> ProjectionParameters:
+        if self.perplexity <= 0 or self.max_iter < 250:
+            raise ValueError(
+                "need perplexity > 0 and max_iter >= 250 (scikit-learn's t-SNE), got "
+                f"perplexity {self.perplexity}, max_iter {self.max_iter}"
+            )
+        return self
+
+
+class AnalysisParameters(_Strict):
+    clips: AnalysisClipsParameters
+    bootstrap: AnalysisBootstrapParameters
+    alignment: AlignmentParameters
+    rollout: RolloutParameters
+    projection: ProjectionParameters
+
+
 # ---------------------------------------------------------------- parameters_demo_data.yml
 class DemoDataParameters(_Open):
     """The generator's knobs: the corpus's extent is checked here, the voice, face and crowd models
@@ -256,6 +307,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "reporting": ReportingParameters,
     "training": TrainingParameters,
     "demo_data": DemoDataParameters,
+    "analysis": AnalysisParameters,
 }
 
 

@@ -40,6 +40,18 @@ class ClipEmbeddings:
     audio_layers: np.ndarray
     video_layers: np.ndarray
 
+    def select(self, rows: ArrayLike) -> ClipEmbeddings:
+        """The embeddings of the clips at ``rows`` (positions in the input order), in that order:
+        two models' embeddings restricted to the clips both were given."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return ClipEmbeddings(
+            audio=self.audio[rows],
+            video=self.video[rows],
+            audiovisual=self.audiovisual[rows],
+            audio_layers=self.audio_layers[:, rows],
+            video_layers=self.video_layers[:, rows],
+        )
+
 
 def pool_layers(trace: EncoderTrace, pooling: str = "cls") -> Tensor:
     """(layers, B, D): each layer's [CLS] state, or the mean of its present tokens' states."""
