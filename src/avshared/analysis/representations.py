@@ -64,6 +64,14 @@ def pool_layers(trace: EncoderTrace, pooling: str = "cls") -> Tensor:
     return summed / present.sum(-1).clamp(min=1)[None, :, None]
 
 
+def has_sense_embeddings(model_kind: str) -> bool:
+    """Whether ``clip_embeddings`` reads a classifier of ``model_kind``: one encoder shared by
+    both senses (``encoder``) or one per sense (``encoders``). Mid fusion (``shared_mid``: lower
+    layers per sense, upper layers shared) has neither whole encoder; its embeddings are not
+    measured yet."""
+    return model_kind != "shared_mid"
+
+
 def _encoder_of(model: nn.Module, modality: str) -> nn.Module:
     """The encoder that reads ``modality``: the one shared encoder, or the sense's own."""
     if hasattr(model, "encoders"):

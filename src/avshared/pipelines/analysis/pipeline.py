@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from kedro.pipeline import Node, Pipeline
 
 from avshared.analysis.attention import has_joint_encoder
+from avshared.analysis.representations import has_sense_embeddings
 from avshared.training.phases import DEFAULT_PHASES, PHASE_MODALITIES
 
 from .nodes import (
@@ -201,7 +202,8 @@ def comparison_pipeline() -> Pipeline:
 def create_pipeline(
     phases: Iterable[str] = DEFAULT_PHASES, *, model_kinds: Mapping[str, str], **kwargs
 ) -> Pipeline:
-    """The analysis of every two-modality phase among ``phases`` (``analysed_phases``), with
+    """The analysis of every two-modality phase among ``phases`` (``analysed_phases``) whose
+    model the representations library reads (``has_sense_embeddings``: not yet mid fusion), with
     cross-modal attention for those whose model kind (``model_kinds``: phase -> kind, as the
     phase's parameters set it) has a joint encoder, and the shared-versus-separate comparison when
     both of its phases are among them."""
@@ -209,6 +211,7 @@ def create_pipeline(
     missing = [phase for phase in rows if phase not in model_kinds]
     if missing:
         raise ValueError(f"no model kind given for the phases {missing}")
+    rows = tuple(phase for phase in rows if has_sense_embeddings(model_kinds[phase]))
     pipeline = sum(
         (
             create_phase_pipeline(phase, attention=has_joint_encoder(model_kinds[phase]))
