@@ -4,8 +4,8 @@ the tables and figures to MLflow (kedro-mlflow's MlflowArtifactDataset): no node
 
 The nodes are the library's functions, named here for the pipeline: the systems
 (``avshared.evaluation.systems``), their scores, comparisons and tables
-(``avshared.evaluation.tables``, on ``scoring`` and ``statistics``) and the figures
-(``avshared.evaluation.figures``).
+(``avshared.evaluation.tables``, on ``scoring`` and ``statistics``), the grid of cells behind each
+model row (``avshared.evaluation.grid``) and the figures (``avshared.evaluation.figures``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from avshared.evaluation.figures import (
     plot_per_emotion_f1,
     plot_training_curves,
 )
+from avshared.evaluation.grid import assess_training_budgets
 from avshared.evaluation.systems import (
     check_split_protocol,
     collect_phase_metrics,
@@ -36,6 +37,7 @@ from avshared.evaluation.tables import (
 )
 
 __all__ = [
+    "assess_training_budgets",
     "check_split_protocol",
     "collect_phase_metrics",
     "collect_training_histories",

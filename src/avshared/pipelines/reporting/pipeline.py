@@ -10,6 +10,7 @@ from kedro.pipeline import Node, Pipeline
 from avshared.training.phases import DEFAULT_PHASES
 
 from .nodes import (
+    assess_training_budgets,
     check_split_protocol,
     collect_phase_metrics,
     collect_training_histories,
@@ -144,6 +145,7 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
                     "protocol": "report_protocol",
                     "fold_scores": "fold_scores",
                     "paired": "paired_comparisons",
+                    "budgets": "training_budgets",
                 },
                 outputs=["comparison_table", "comparison_table_markdown"],
                 name="format_comparison_table",
@@ -153,6 +155,12 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
                 inputs=of_each_phase("training_history"),
                 outputs="training_histories",
                 name="collect_training_histories",
+            ),
+            Node(
+                assess_training_budgets,
+                inputs=["training_histories", "phase_metrics"],
+                outputs="training_budgets",
+                name="assess_training_budgets",
             ),
             Node(
                 plot_confusion_matrices,
