@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: The phases a user must find in Kedro-Viz, each a namespace (modular pipeline) of its own.
 PHASES = ("video", "audio", "bimodal")
 #: Nodes every phase's namespace must hold (the training template's core steps).
-PHASE_NODES = ("train_model", "evaluate_model")
+PHASE_NODES = ("train_cells", "evaluate_cells", "gather_cells")
 
 # `kedro viz build` loads the whole project in a subprocess: 20-45 s on 2 cores.
 pytestmark = pytest.mark.slow

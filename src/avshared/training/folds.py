@@ -353,6 +353,7 @@ def gather_cells(
         "min_epochs": trainer["min_epochs"],
         "patience": trainer["early_stopping"]["patience"],
     }
+    tracking.tag_run(mlflow_run, config)  # the run the pooled scores go to, in any run
     if len(plan.cells) == 1:
         return (
             next(iter(models.values())),
@@ -361,7 +362,6 @@ def gather_cells(
             predictions,
             _with_options({**metrics[0], **grid, "budget": budget}, config),
         )
-    tracking.tag_run(mlflow_run, config)
     summary = {
         "phase": config["phase"],
         "data_source": config["data_source"],
