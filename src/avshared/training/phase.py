@@ -1,9 +1,10 @@
-"""Nodes of the training template, which runs once per phase (video, audio, bimodal, baseline).
+"""One model of a phase (one cell of its grid, ``cells``): its configuration, targets, training and
+evaluation, which the training template's nodes call through ``folds``.
 
-config -> targets -> trained model + history + training summary -> test predictions + metrics ->
-confusion matrix -> MLflow. Features and targets always meet by clip id. The training summary holds
-what reloading the model needs (kind, modalities, sizes, spectrogram statistics), so evaluation
-runs from the catalog alone (``kedro run --from-nodes=<phase>.evaluate_model``).
+config -> targets -> trained model + history + training summary -> test predictions + metrics.
+Features and targets always meet by clip id. The training summary holds what reloading the model
+needs (kind, modalities, sizes, spectrogram statistics), so evaluation runs from the catalog alone
+(``kedro run --pipelines=<phase> --tags=evaluate,gather``).
 """
 
 from __future__ import annotations
