@@ -162,6 +162,24 @@ def test_parameter_matching_follows_the_stored_features(corpus, resolve):
     assert apply_parameter_matching(resolve("baseline"), stores) == resolve("baseline")
 
 
+def test_the_matched_width_is_recorded_in_the_phases_gathered_outputs(
+    corpus, resolve, tiny_defaults
+):
+    defaults = copy.deepcopy(tiny_defaults)
+    defaults["trainer"] |= {"max_epochs": 1}
+    config = resolve("baseline_matched", defaults)
+    targets, target_summary = build_fold_targets(
+        corpus.clip_manifest, corpus.crowd_labels, corpus.split.assign(fold=0), config
+    )
+    plan = _plan(targets, config, corpus)
+    _, (_, _, summary, _, metrics) = _train_evaluate_gather(
+        corpus, targets, target_summary, config, plan
+    )
+    assert summary["matched_parameters"] == metrics["matched_parameters"]
+    assert metrics["matched_parameters"]["count"] == metrics["param_count"]
+    assert summary["model_config"]["dim"] < config["model"]["dim"] == tiny_defaults["model"]["dim"]
+
+
 # ---------------------------------------------------------------- k-fold
 
 

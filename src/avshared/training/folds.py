@@ -354,13 +354,15 @@ def gather_cells(
         "patience": trainer["early_stopping"]["patience"],
     }
     tracking.tag_run(mlflow_run, config)  # the run the pooled scores go to, in any run
+    # The cells' own configuration carries the options as training applied them (the matched width).
+    trained = summaries[0]["config"]
     if len(plan.cells) == 1:
         return (
             next(iter(models.values())),
             history,
-            _with_options({**summaries[0], **grid}, config),
+            _with_options({**summaries[0], **grid}, trained),
             predictions,
-            _with_options({**metrics[0], **grid, "budget": budget}, config),
+            _with_options({**metrics[0], **grid, "budget": budget}, trained),
         )
     summary = {
         "phase": config["phase"],
@@ -379,9 +381,9 @@ def gather_cells(
     return (
         _grid_module(models),
         history,
-        _with_options(summary, config),
+        _with_options(summary, trained),
         predictions,
-        _with_options({**pooled, **grid, "budget": budget}, config),
+        _with_options({**pooled, **grid, "budget": budget}, trained),
     )
 
 
