@@ -84,6 +84,12 @@ def test_the_shipped_parameters_fit_their_schemas(base_params):
         ("analysis.alignment.top_k", 5, r"analysis\.alignment\.top_k: unknown key"),
         ("analysis.projection.max_iter", 100, "max_iter >= 250"),
         ("analysis.rollout.clips_per_outcome", -1, r"rollout\.clips_per_outcome"),
+        ("training.seeds", [], "one or more distinct seeds"),
+        ("training.seeds", [3, 3], "one or more distinct seeds"),
+        ("training.defaults.seed", 1, r"replaced by training\.seeds"),
+        ("training.only_seed", 1, r"only_seed 1 is an index into seeds \[20240601\]"),
+        ("training.only_fold", 2, "the split has folds 0 to 0"),
+        ("training.only_fold", -1, r"training\.only_fold"),
     ],
 )
 def test_a_wrong_key_or_value_names_the_key_and_the_allowed_values(
@@ -91,6 +97,14 @@ def test_a_wrong_key_or_value_names_the_key_and_the_allowed_values(
 ):
     with pytest.raises(ParameterError, match=message):
         validate_parameters(_with(base_params, key, value))
+
+
+def test_a_cell_of_the_k_fold_grid_is_accepted(base_params):
+    params = _with(base_params, "split.strategy", "actor_kfold")
+    params = _with(params, "training.seeds", [1, 2, 3])
+    validate_parameters(_with(_with(params, "training.only_fold", 4), "training.only_seed", 2))
+    with pytest.raises(ParameterError, match="folds 0 to 4"):
+        validate_parameters(_with(params, "training.only_fold", 5))
 
 
 def test_batch_size_must_be_shared_evenly_by_the_processes(base_params):

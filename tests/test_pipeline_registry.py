@@ -23,11 +23,12 @@ SHARED_METRICS = {"train_loss", "val_loss", "val_accuracy", "test_accuracy", "te
 def test_every_pipeline_is_registered_and_the_default_never_writes_the_demo():
     pipelines = register_pipelines()
     expected = {"demo_data", "ingestion", "labels", "split", "features", "training", "reporting"}
+    expected |= {"preparation"}
     assert expected | set(PHASES) | {"__default__"} <= set(pipelines)
     default = {node.name for node in pipelines["__default__"].nodes}
     assert not default & {node.name for node in pipelines["demo_data"].nodes}
     for phase in PHASES:
-        assert f"{phase}.train_model" in default
+        assert f"{phase}.train_cells" in default
         phase_nodes = {node.name for node in pipelines[phase].nodes}
         # A phase runs from the raw files: ingestion and labels included.
         assert {"probe_clips", "build_crowd_labels"} <= phase_nodes, sorted(phase_nodes)

@@ -216,10 +216,41 @@ class ReportingParameters(_Strict):
 # ---------------------------------------------------------------- parameters_training.yml
 class TrainingParameters(_Strict):
     """``defaults`` is a whole phase configuration; each phase's overrides are checked merged with
-    it (``validate_parameters``)."""
+    it (``validate_parameters``). ``seeds``: every phase trains once per seed and fold (a cell);
+    ``only_fold`` / ``only_seed`` (a fold, an index into ``seeds``) restrict a run to those
+    cells."""
 
+    seeds: list[int]
+    only_fold: NonNegativeInt | None = None
+    only_seed: NonNegativeInt | None = None
     defaults: dict[str, Any]
     phases: dict[str, dict[str, Any] | None]
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"need one or more distinct seeds, got {seeds}")
+        return seeds
+
+    @field_validator("defaults")
+    @classmethod
+    def _no_single_seed(cls, defaults: dict[str, Any]) -> dict[str, Any]:
+        if "seed" in defaults:
+            raise ValueError(
+                "training.defaults.seed was replaced by training.seeds, a list (every phase trains "
+                "once per seed): write `training: {seeds: [<your seed>]}` instead"
+            )
+        return defaults
+
+    @model_validator(mode="after")
+    def _only_seed_in_seeds(self) -> TrainingParameters:
+        if self.only_seed is not None and self.only_seed >= len(self.seeds):
+            raise ValueError(
+                f"only_seed {self.only_seed} is an index into seeds {self.seeds}: use 0 to "
+                f"{len(self.seeds) - 1}, or null for every seed"
+            )
+        return self
 
     @field_validator("phases")
     @classmethod
@@ -380,10 +411,29 @@ def validate_parameters(params: Mapping[str, Any], *, check_devices: bool = True
                     trainer_settings(config["trainer"], config["data"])
                 except ValueError as error:
                     problems.append(f"{where}.trainer: {error}")
+    problems.extend(_only_fold_problems(params))
     if problems:
         raise ParameterError(
             "parameters do not fit their schema (avshared.parameters):\n  " + "\n  ".join(problems)
         )
+
+
+def _only_fold_problems(params: Mapping[str, Any]) -> list[str]:
+    """``training.only_fold`` against the folds the split parameters make (one fold, 0, unless
+    ``split.strategy`` is ``actor_kfold``)."""
+    training, split = params.get("training"), params.get("split")
+    if not (isinstance(training, Mapping) and isinstance(split, Mapping)):
+        return []
+    only_fold = training.get("only_fold")
+    kfold = split.get("strategy") == "actor_kfold"
+    folds = (split.get("actor_kfold") or {}).get("folds", 1) if kfold else 1
+    if not isinstance(only_fold, int) or not isinstance(folds, int) or only_fold < folds:
+        return []
+    return [
+        f"training.only_fold: the split has folds 0 to {folds - 1} (split.strategy "
+        f"{split.get('strategy')!r}), not {only_fold}; use one of those, or null for every fold "
+        f"(got {only_fold!r})"
+    ]
 
 
 __all__ = ["SCHEMAS", "ParameterError", "validate_parameters"]

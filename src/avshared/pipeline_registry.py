@@ -91,6 +91,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "labels": labels.create_pipeline(),
         "split": split.create_pipeline(),
         "features": features.create_pipeline(),
+        # The data every phase reads, prepared once before the cells of a grid run (docs/grid.md).
+        "preparation": preparation,
         # Every phase, from the prepared data: `kedro run --pipelines=training` retrains them all.
         "training": training.create_pipeline(),
         "reporting": reporting.create_pipeline(),

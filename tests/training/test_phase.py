@@ -16,6 +16,7 @@ import torch
 from avshared.crema_d import DEMO_MARKER_FILE, EMOTIONS
 from avshared.evaluation.figures import plot_phase_confusion_matrix
 from avshared.pipelines.training import PHASE_MODALITIES
+from avshared.training.cells import Cell, cell_config
 from avshared.training.phase import (
     build_targets,
     evaluate_model,
@@ -28,17 +29,20 @@ CHANCE = 1 / len(EMOTIONS)
 
 
 @pytest.fixture
-def make_config(tiny_defaults, phase_overrides, tmp_path):
-    """A phase's resolved config from the tiny defaults and the project's phase overrides."""
+def make_config(tiny_defaults, phase_overrides, training_parameters, tmp_path):
+    """The config of a phase's one cell (a single split, the project's one seed) from the tiny
+    defaults and the project's phase overrides."""
 
     def make(phase, root=tmp_path, **overrides):
-        return phase_config(
+        config = phase_config(
             tiny_defaults,
             phase_overrides[phase] | overrides,
             str(root),
             phase=phase,
             modalities=PHASE_MODALITIES[phase],
+            seeds=training_parameters["seeds"],
         )
+        return cell_config(config, Cell(fold=0, seed=0))
 
     return make
 

@@ -29,7 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: The phases a user must find in Kedro-Viz, each a namespace (modular pipeline) of its own.
 PHASES = ("video", "audio", "bimodal")
 #: Nodes every phase's namespace must hold (the training template's core steps).
-PHASE_NODES = ("train_model", "evaluate_model")
+PHASE_NODES = ("train_cells", "evaluate_cells", "gather_cells")
 #: The dataset whose preview the browser test opens, and the layers the analysis pipeline spans.
 PREVIEWED = "bimodal.attention_by_layer"
 ANALYSIS_LAYERS = {"feature", "primary", "model_input", "models", "model_output", "reporting"}

@@ -1,9 +1,10 @@
-"""Nodes of the training template, which runs once per phase (video, audio, bimodal, baseline).
+"""One model of a phase (one cell of its grid, ``cells``): its configuration, targets, training and
+evaluation, which the training template's nodes call through ``folds``.
 
-config -> targets -> trained model + history + training summary -> test predictions + metrics ->
-confusion matrix -> MLflow. Features and targets always meet by clip id. The training summary holds
-what reloading the model needs (kind, modalities, sizes, spectrogram statistics), so evaluation
-runs from the catalog alone (``kedro run --from-nodes=<phase>.evaluate_model``).
+config -> targets -> trained model + history + training summary -> test predictions + metrics.
+Features and targets always meet by clip id. The training summary holds what reloading the model
+needs (kind, modalities, sizes, spectrogram statistics), so evaluation runs from the catalog alone
+(``kedro run --pipelines=<phase> --tags=evaluate,gather``).
 """
 
 from __future__ import annotations
@@ -84,18 +85,22 @@ def phase_config(
     *,
     phase: str,
     modalities: Sequence[str],
+    seeds: Sequence[int],
 ) -> dict[str, Any]:
     """One phase's training configuration: the shared defaults with the phase's overrides merged in
     (OmegaConf, key by key), and the phase's ``modalities`` (fixed by PHASE_MODALITIES).
 
-    Adds ``phase``, ``modalities`` and ``data_source`` (demo | crema-d). The values are checked
-    against ``avshared.training.schema`` once, when the pipeline starts (avshared.parameters).
+    Adds ``phase``, ``modalities``, ``data_source`` (demo | crema-d) and ``seeds``
+    (``training.seeds``: the phase trains once per seed and fold, ``avshared.training.cells``). The
+    values are checked against ``avshared.training.schema`` once, when the pipeline starts
+    (avshared.parameters).
     """
     merged = OmegaConf.merge(OmegaConf.create(defaults), OmegaConf.create(overrides or {}))
     config: dict[str, Any] = OmegaConf.to_container(merged, resolve=True)  # type: ignore[assignment]
     config["modalities"] = list(modalities)
     config["phase"] = phase
     config["data_source"] = data_source(crema_d_root)
+    config["seeds"] = [int(seed) for seed in seeds]
     return config
 
 
@@ -203,17 +208,23 @@ def sized_model_config(
     return _model_config(config["model"], **sizes)
 
 
-def _resume_description(
-    config: Mapping[str, Any], model_config: ModelConfig, targets: pd.DataFrame
-) -> dict[str, Any]:
+def without_resume_independent(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` without the parameters that do not change what a run computes
+    (``RESUME_INDEPENDENT``: checkpoint folder, loader workers, progress bar)."""
     kept = copy.deepcopy(dict(config))
     for path in RESUME_INDEPENDENT:
         parent = kept
         for key in path[:-1]:
             parent = parent.get(key, {})
         parent.pop(path[-1], None)
+    return kept
+
+
+def _resume_description(
+    config: Mapping[str, Any], model_config: ModelConfig, targets: pd.DataFrame
+) -> dict[str, Any]:
     return {
-        "config": kept,
+        "config": without_resume_independent(config),
         "model": model_config.to_dict(),
         "clips": targets.loc[targets["split"] != "test", ["clip_id", "split"]].values.tolist(),
     }
@@ -223,7 +234,7 @@ def _phase_module(
     config: Mapping[str, Any], model_config: ModelConfig, spectrogram_stats: Mapping | None
 ) -> EmotionClassifierModule:
     """The seeded model in its Lightning module (same initial weights in every process)."""
-    L.seed_everything(config["seed"], workers=True, verbose=False)
+    L.seed_everything(config["seed_value"], workers=True, verbose=False)
     model = build_model(config["model"]["kind"], config["modalities"], model_config)
     strategy = training_strategy(config["strategy"], model, config["modalities"], config["seed"])
     return EmotionClassifierModule(
@@ -247,7 +258,7 @@ def _trainer(
         gradient_clip_val=trainer["gradient_clip_val"],
         deterministic=trainer["deterministic"],
         callbacks=[
-            ReseedEveryEpoch(config["seed"]),
+            ReseedEveryEpoch(config["seed_value"]),
             EpochHistory(checkpoints.directory / HISTORY_FILE),
             *callbacks,
             EarlyStoppingAfterWarmUp(
@@ -312,9 +323,13 @@ def train_model(
     face_frames: FeatureStore | None = None,
     extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
-    """Train the phase's model on the train split, early-stopped on the val split, on the devices
-    and nodes of ``config["trainer"]``; resume from the phase's checkpoint when an earlier run of it
-    was interrupted. Logs to the phase's MLflow run ``mlflow_run`` (from PhaseRunsHook) if given.
+    """Train one model of the phase on the train split, early-stopped on the val split, on the
+    devices and nodes of ``config["trainer"]``; resume from its checkpoint when an earlier run of it
+    was interrupted. Logs to ``mlflow_run`` (the phase's or the cell's MLflow run) if given.
+
+    ``config`` is a cell's configuration (``avshared.training.cells.cell_config``): the phase's,
+    with the cell's ``fold``, ``seed`` (an index into ``seeds``), ``seed_value`` (which seeds the
+    initial weights, the training order and dropout) and its own ``checkpoint_dir``.
 
     Returns the best model (by ``early_stopping.monitor``; the catalog stores its state_dict), the
     per-epoch history (epoch, train/val loss and accuracy, for two modalities also
@@ -349,7 +364,7 @@ def train_model(
         audio=stores.get("audio"),
         video=stores.get("video"),
         batch_size=settings.batch_size_per_process,
-        seed=config["seed"],
+        seed=config["seed_value"],
         loader=settings.loader,
     )
     run_logger = tracking.phase_logger(mlflow_run)
@@ -421,10 +436,10 @@ def load_trained_model(
 
     Refuses weights of another model configuration, naming the mismatch.
     """
-    if "per_fold" in training_summary:
+    if "per_cell" in training_summary:
         raise ValueError(
-            f"phase {training_summary['phase']!r} trained {training_summary['folds']} models, one "
-            "per fold: load one with avshared.training.folds.load_fold_model"
+            f"phase {training_summary['phase']!r} trained {len(training_summary['per_cell'])} "
+            "models, one per fold and seed: load one with avshared.training.folds.load_fold_model"
         )
     return restore_model(
         training_summary["model_kind"],

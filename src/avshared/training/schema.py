@@ -146,9 +146,9 @@ class DataParameters(_Strict):
 
 class PhaseParameters(_Strict):
     """One phase's configuration, as the training engine takes it (before ``phase``,
-    ``modalities`` and ``data_source`` are added)."""
+    ``modalities``, ``data_source`` and ``seeds`` are added; each cell adds its ``fold`` and
+    ``seed``, avshared.training.cells)."""
 
-    seed: int
     target: TargetParameters
     model: ModelParameters
     optimiser: OptimiserParameters
