@@ -341,7 +341,7 @@ def test_comparison_table_has_every_system_and_score(
 
 
 def test_the_sharing_and_fusion_section_fills_the_cells_and_gives_the_contrasts(
-    scores, phase_metrics, reporting_params, all_predictions
+    scores, phase_metrics, reporting_params, all_predictions, budgets
 ) -> None:
     bimodal = all_predictions.loc[all_predictions["system"] == "bimodal"]
     # A shared-encoder late-fusion row that is right on every clip the baseline is right on.
@@ -368,8 +368,11 @@ def test_the_sharing_and_fusion_section_fills_the_cells_and_gives_the_contrasts(
         protocol=SINGLE_SPLIT,
         fold_scores=pd.DataFrame(columns=["system", "accuracy"]),
         paired=paired,
+        budgets=budgets,
     )
-    section = markdown[markdown.index("## Sharing and fusion") :]
+    section = markdown[
+        markdown.index("## Sharing and fusion") : markdown.index("## Training budgets")
+    ]
     accuracy = table.set_index("system")["accuracy"]
     assert f"bimodal: {accuracy['bimodal']}" in section
     assert f"bimodal_late: {accuracy['bimodal_late']}" in section

@@ -30,6 +30,7 @@ import pytest
 
 from avshared.crema_d import EMOTIONS
 from avshared.pipelines.training import PHASE_MODALITIES
+from avshared.training.cells import Cell, cell_config
 from avshared.training.data import TARGET_COLUMNS
 from avshared.training.phase import build_targets, evaluate_model, phase_config, train_model
 
@@ -68,17 +69,19 @@ def test_the_chance_interval_holds_renamed_guesses_and_excludes_a_right_answer()
 
 
 @pytest.fixture
-def make_config(tiny_defaults, phase_overrides, tmp_path):
-    """A phase's config from the tiny defaults and the project's phase overrides."""
+def make_config(tiny_defaults, phase_overrides, training_parameters, tmp_path):
+    """The config of a phase's one cell from the tiny defaults and the project's phase overrides."""
 
     def make(phase):
-        return phase_config(
+        config = phase_config(
             tiny_defaults,
             phase_overrides[phase],
             str(tmp_path),
             phase=phase,
             modalities=PHASE_MODALITIES[phase],
+            seeds=training_parameters["seeds"],
         )
+        return cell_config(config, Cell(fold=0, seed=0))
 
     return make
 

@@ -19,7 +19,8 @@ import yaml
 
 from avshared.crema_d import DEMO_MARKER_FILE, EMOTIONS
 from avshared.training import folds
-from avshared.training.phase import phase_config
+from avshared.training.cells import Cell, cell_config
+from avshared.training.phase import evaluate_model, phase_config, train_model
 from avshared.training.phases import PHASE_MODALITIES
 
 _spec = importlib.util.spec_from_file_location(
@@ -97,7 +98,15 @@ def _tiny_config(phase: str, root: Path, checkpoints: Path) -> dict[str, Any]:
     defaults["trainer"] |= {"accelerator": "cpu"}
     defaults["data"] |= {"num_workers": 0}
     defaults["checkpoint_dir"] = str(checkpoints)
-    return phase_config(defaults, {}, str(root), phase=phase, modalities=PHASE_MODALITIES[phase])
+    config = phase_config(
+        defaults,
+        {},
+        str(root),
+        phase=phase,
+        modalities=PHASE_MODALITIES[phase],
+        seeds=training["training"]["seeds"],
+    )
+    return cell_config(config, Cell(fold=0, seed=0))
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +123,7 @@ def trained_phases(analysis_corpus, tmp_path_factory) -> dict[str, TrainedPhase]
         targets, target_summary = folds.build_fold_targets(
             corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
         )
-        model, _, summary = folds.train_phase(
+        model, _, summary = train_model(
             targets=targets,
             target_summary=target_summary,
             config=config,
@@ -122,8 +131,10 @@ def trained_phases(analysis_corpus, tmp_path_factory) -> dict[str, TrainedPhase]
             **features,
         )
         weights = model.state_dict()
-        predictions, _ = folds.evaluate_phase(
+        predictions, _ = evaluate_model(
             model_weights=weights, targets=targets, training_summary=summary, **features
         )
+        # As the phase's gathered predictions: the cell's fold and seed beside each clip.
+        predictions = predictions.assign(fold=0, seed=0)
         phases[phase] = TrainedPhase(weights, summary, targets, predictions)
     return phases

@@ -99,10 +99,17 @@ def test_under_actor_kfold_the_first_folds_model_statistics_and_test_clips_are_a
     for fold in (1, 0):
         torch.manual_seed(fold)
         config = ModelConfig(**summary["model_config"])
-        models[f"fold_{fold}"] = build_model("shared", ["audio", "video"], config)
+        models[f"fold_{fold}"] = nn.ModuleDict(
+            {"seed_0": build_model("shared", ["audio", "video"], config)}
+        )
     n_mels = len(summary["spectrogram_stats"]["mean"])
-    per_fold = [
-        {**summary, "fold": fold, "spectrogram_stats": {"mean": [-fold] * n_mels, "std": [2.0]}}
+    per_cell = [
+        {
+            **summary,
+            "fold": fold,
+            "seed": 0,
+            "spectrogram_stats": {"mean": [-fold] * n_mels, "std": [2.0]},
+        }
         for fold in (1, 0)
     ]
     # Fold 1 tests other clips: the first fold's validation clips.
@@ -110,14 +117,14 @@ def test_under_actor_kfold_the_first_folds_model_statistics_and_test_clips_are_a
     targets = pd.concat([phase.targets.assign(fold=1, split=swapped), phase.targets])
     inputs = _inputs_of(phase, analysis_corpus, analysis_parameters) | {
         "model_weights": nn.ModuleDict(models).state_dict(),
-        "training_summary": {**summary, "folds": 2, "per_fold": per_fold},
+        "training_summary": {**summary, "folds": 2, "per_cell": per_cell},
         "targets": targets,
     }
 
     analysed = nodes.analysed_inputs(**inputs)
 
     for name, tensor in analysed.model.state_dict().items():
-        torch.testing.assert_close(tensor.cpu(), models["fold_0"].state_dict()[name])
+        torch.testing.assert_close(tensor.cpu(), models["fold_0"]["seed_0"].state_dict()[name])
     test = phase.targets.loc[phase.targets["split"] == "test", "clip_id"]
     assert analysed.clips["clip_id"].tolist() == sorted(test)
     assert set(analysed.clips["fold"]) == {0}

@@ -43,7 +43,7 @@ from avshared.features.store import FeatureStore
 from avshared.training import folds
 from avshared.training.data import select_clips_with_features
 from avshared.training.module import spectrogram_standardiser
-from avshared.training.phase import CONDITIONS
+from avshared.training.phase import CONDITIONS, load_trained_model
 
 #: What an analysed clip is described by (``analysed_clips``).
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "actor", "emotion", "level", "fold")
@@ -56,16 +56,17 @@ def analysed_model(
     """The trained model the analysis looks at, the summary it was trained with (its spectrogram
     statistics) and its fold.
 
-    A single split has one model (fold 0). Under actor k-fold every fold trained its own model,
-    tested on its own actors: the analysis takes the first fold's, one encoder on clips it never
-    saw, rather than mixing the geometry of several encoders.
+    A single split and one seed give one model. With a grid of cells (actor k-fold, several
+    seeds) every cell trained its own model, tested on its fold's actors: the analysis takes the
+    first cell's (lowest fold, then seed), one encoder on clips it never saw, rather than mixing
+    the geometry of several encoders.
     """
-    if "per_fold" in training_summary:
-        fold = min(int(summary["fold"]) for summary in training_summary["per_fold"])
-        summary = folds.fold_summary(training_summary, fold)
-    else:
-        fold, summary = 0, training_summary
-    return folds.load_fold_model(model_weights, training_summary, fold), summary, fold
+    if "per_cell" not in training_summary:
+        model = load_trained_model(model_weights, training_summary)
+        return model, training_summary, int(training_summary.get("fold", 0))
+    fold, seed = min((int(s["fold"]), int(s["seed"])) for s in training_summary["per_cell"])
+    summary = folds.summary_of_cell(training_summary, fold, seed)
+    return folds.load_fold_model(model_weights, training_summary, fold, seed), summary, fold
 
 
 @dataclass(frozen=True)
