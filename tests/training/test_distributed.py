@@ -26,6 +26,8 @@ from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
 from avshared.training.cells import Cell, cell_config, plan_cells
 from avshared.training.folds import (
     build_fold_targets,
+    evaluate_cells,
+    gather_cells,
     load_fold_model,
     summary_of_cell,
     train_cells,
@@ -345,6 +347,43 @@ def test_on_a_rank_other_than_zero_outputs_stay_in_memory_and_nothing_is_logged(
     assert catalog.load(f"{PHASE}.mlflow_run") is None
     for name in pipeline.all_outputs():
         assert isinstance(catalog.get(name), MemoryDataset), name
+
+
+def test_on_a_rank_other_than_zero_the_cells_are_neither_evaluated_nor_gathered(
+    monkeypatch, audio_config
+):
+    """Every rank runs the phase's nodes; rank 0 evaluates and gathers the stored cells, the others
+    return placeholders built from the cell they trained (kept in memory, never saved)."""
+    monkeypatch.setenv("RANK", "1")
+    config = audio_config()
+    summary = {
+        "config": config,
+        "param_count": 1,
+        "train_samples_per_s": 1.0,
+        "epochs": 1,
+        "best_epoch": 0,
+        "mlflow_run_id": None,
+    }
+    nothing = {}  # no partition is read on these ranks
+    assert evaluate_cells(
+        cell_weights=nothing,
+        cell_training_summaries=nothing,
+        targets=pd.DataFrame(),
+        plan=None,
+    ) == ({}, {})
+    model, history, gathered, predictions, metrics = gather_cells(
+        plan=None,
+        config=config,
+        target_summary={},
+        cell_weights=nothing,
+        cell_training_summaries={"fold_0.seed_0": summary},  # in memory, as train_cells left it
+        cell_histories=nothing,
+        cell_predictions=nothing,
+        cell_metrics=nothing,
+    )
+    assert gathered is summary and predictions.empty and history.empty
+    assert not list(model.children())
+    assert metrics["evaluated_on_global_rank"] == 0 and metrics["test_clips"] == 0
 
 
 def _launch_like_torchrun(script: str, folder: Path, port: int) -> list[str]:
