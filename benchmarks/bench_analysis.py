@@ -133,6 +133,7 @@ def _phase_inputs(project: Path, count: int, preset: str) -> None:
         str(project),
         phase=PHASE,
         modalities=PHASE_MODALITIES[PHASE],
+        seeds=training["seeds"],
     )
     stores = {
         "audio": FeatureStore(catalog.get("log_mel_spectrograms")._get_load_path()),
