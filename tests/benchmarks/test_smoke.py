@@ -174,7 +174,7 @@ def test_bench_first_run_smoke(tmp_path):
     assert report["results"]["demo_data"]["wall_s"] > 0
     (run,) = report["runs"]
     assert run["clips"] <= 48  # the smoke corpus: 8 actors x 6 clips of one sentence
-    train = [seconds for node, seconds in run["nodes"].items() if node.endswith("train_model")]
+    train = [seconds for node, seconds in run["nodes"].items() if node.endswith("train_cells")]
     assert train and train[0] > 0
     assert "Longest nodes" in output
 
