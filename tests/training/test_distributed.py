@@ -303,7 +303,7 @@ def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, t
 
 
 @pytest.fixture
-def two_node_config(tiny_defaults, phase_overrides, tmp_path):
+def two_node_config(tiny_defaults, phase_overrides, training_parameters, tmp_path):
     """A phase's config for two one-process nodes, two epochs."""
 
     def make(phase):
@@ -314,6 +314,7 @@ def two_node_config(tiny_defaults, phase_overrides, tmp_path):
             str(tmp_path),
             phase=phase,
             modalities=PHASE_MODALITIES[phase],
+            seeds=training_parameters["seeds"],
         )
 
     return make
@@ -503,7 +504,7 @@ def test_under_torchrun_rank_zero_decides_about_a_stale_checkpoint_for_everyone(
     targets.to_parquet(tmp_path / "targets.parquet")
     spec = {
         "config": config,
-        "store": str(corpus.log_mel_spectrograms.directory),
+        "stores": {"log_mel_spectrograms": str(corpus.log_mel_spectrograms.directory)},
         "stats": corpus.spectrogram_stats,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
