@@ -256,33 +256,7 @@ def _train_like_torchrun(corpus, config, tmp_path, cli) -> tuple[list[dict], lis
         "stats": corpus.spectrogram_stats,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    port = cli.free_port()
-    processes = []
-    for node in (0, 1):
-        # What torchrun --nnodes=2 --nproc-per-node=1 sets in each node's one process.
-        env = os.environ | {
-            "RANK": str(node),
-            "GROUP_RANK": str(node),
-            "NODE_RANK": str(node),
-            "LOCAL_RANK": "0",
-            "WORLD_SIZE": "2",
-            "LOCAL_WORLD_SIZE": "1",
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "TORCHELASTIC_RUN_ID": "two-node-test",
-        }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-c", NODE_SCRIPT, str(tmp_path), str(node)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    logs = [process.communicate(timeout=540)[0] for process in processes]
-    for process, log in zip(processes, logs, strict=True):
-        assert process.returncode == 0, log[-4000:]
+    _launch_like_torchrun(NODE_SCRIPT, tmp_path, cli.free_port())
     weights = [torch.load(tmp_path / f"weights-{r}.pt", weights_only=True) for r in (0, 1)]
     histories = [pd.read_parquet(tmp_path / f"history-{r}.parquet") for r in (0, 1)]
     return weights, histories
