@@ -174,8 +174,11 @@ def test_bench_first_run_smoke(tmp_path):
     assert report["results"]["demo_data"]["wall_s"] > 0
     (run,) = report["runs"]
     assert run["clips"] <= 48  # the smoke corpus: 8 actors x 6 clips of one sentence
+    # Log timestamps have whole seconds: the smoke model may train within one, so the node must be
+    # there and the run's nodes together must have taken time.
     train = [seconds for node, seconds in run["nodes"].items() if node.endswith("train_cells")]
-    assert train and train[0] > 0
+    assert train and train[0] >= 0
+    assert sum(run["nodes"].values()) > 0
     assert "Longest nodes" in output
 
 
