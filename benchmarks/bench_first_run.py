@@ -58,7 +58,7 @@ SMOKE_PARAMETERS = {
         }
     },
 }
-#: Kedro's rich log lines: "[12/03/26 18:01:02] INFO  Running node: bimodal.train_model: ..."
+#: Kedro's rich log lines: "[12/03/26 18:01:02] INFO  Running node: bimodal.train_cells: ..."
 LOG_TIME = re.compile(r"^\[(\d\d/\d\d/\d\d \d\d:\d\d:\d\d)\]")
 NODE_START = re.compile(r"Running node: ([\w.]+)")
 

@@ -159,13 +159,14 @@ def synthetic_phase_data(
 def phase_config(
     phase: str, scratch: Path, overrides: dict[str, Any], trainer: dict[str, Any]
 ) -> dict[str, Any]:
-    """``phase``'s configuration by the pipeline's resolve_phase_config, from
-    conf/base/parameters_training.yml with ``overrides`` merged into training.defaults and the
-    ``trainer`` settings of the measurement."""
+    """The configuration of ``phase``'s first cell (fold 0, the first seed), as the training node
+    trains it: the pipeline's resolve_phase_config, from conf/base/parameters_training.yml with
+    ``overrides`` merged into training.defaults and the ``trainer`` settings of the measurement."""
     from omegaconf import OmegaConf
 
     from avshared.pipelines.training import PHASE_MODALITIES
     from avshared.pipelines.training.nodes import resolve_phase_config
+    from avshared.training.cells import Cell, cell_config
 
     training = yaml.safe_load(PARAMETERS.read_text())["training"]
     defaults = OmegaConf.to_container(
@@ -174,13 +175,15 @@ def phase_config(
     defaults["trainer"] |= {"progress_bar": False, **trainer}
     defaults["checkpoint_dir"] = str(scratch / "checkpoints")
     # No corpus is read: the root only decides the demo/crema-d label, which is not used here.
-    return resolve_phase_config(
+    config = resolve_phase_config(
         defaults,
+        training["seeds"],
         training["phases"][phase],
         str(scratch),
         phase=phase,
         modalities=PHASE_MODALITIES[phase],
     )
+    return cell_config(config, Cell(fold=0, seed=0))
 
 
 # ---------------------------------------------------------------- the measured child process

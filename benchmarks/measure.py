@@ -39,11 +39,14 @@ class Measurement:
     so that the libraries and copy-on-write pages that forked workers share count once (equal to
     the RSS when there is one process). Unlike PSS, it does not shrink when processes outside the
     run map the same libraries. Sampled every ``SAMPLE_INTERVAL_S``: a shorter spike can be missed.
+    ``cpu_s``: user + system CPU time of the process and of the children it reaped (wait4): unlike
+    the wall time, it hardly grows when other programs compete for the cores.
     """
 
     wall_s: float
     peak_rss_mib: float
     peak_total_rss_mib: float
+    cpu_s: float = float("nan")
 
 
 def _parent_of(pid: str) -> int | None:
@@ -138,13 +141,16 @@ def run_measured(
     # ru_maxrss is in KiB on Linux.
     peak_rss_kib = max(usage.ru_maxrss, sampler.peak_process_rss_kib)
     peak_total_kib = max(peak_rss_kib, sampler.peak_total_rss_kib)
-    return Measurement(wall_s, peak_rss_kib / 1024, peak_total_kib / 1024)
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return Measurement(wall_s, peak_rss_kib / 1024, peak_total_kib / 1024, cpu_s)
 
 
 def summarise(runs: Sequence[Measurement]) -> dict[str, float]:
-    """Median wall time and its range; the highest memory peaks of the repetitions."""
+    """Median wall and CPU time, the wall time's range; the highest memory peaks of the
+    repetitions."""
     return {
         "wall_s": statistics.median(run.wall_s for run in runs),
+        "cpu_s": statistics.median(run.cpu_s for run in runs),
         "wall_s_min": min(run.wall_s for run in runs),
         "wall_s_max": max(run.wall_s for run in runs),
         "peak_rss_mib": max(run.peak_rss_mib for run in runs),

@@ -55,6 +55,18 @@ def test_the_shipped_parameters_fit_their_schemas(base_params):
         ("training.defaults.data.batch_sise", 16, r"batch_sise: unknown key"),
         ("training.phases.bimodal.modalities", ["video"], "PHASE_MODALITIES"),
         ("training.phases.trimodal", {}, "have no pipeline"),
+        ("training.defaults.strategy.kind", "balanced", r"strategy\.kind: .*'ogm_ge'"),
+        ("training.defaults.strategy.ogm_ge_alpha", 0, r"strategy\.ogm_ge_alpha"),
+        (
+            "training.phases.bimodal.strategy",
+            {"kind": "ogm_ge"},
+            r"phases\.bimodal .*strategy: .*SharedEncoderClassifier has no encoder per modality",
+        ),
+        (
+            "training.phases.audio.strategy",
+            {"kind": "alternating"},
+            r"phases\.audio .*alternating balances audio and video.*\['audio'\].*kind joint",
+        ),
         ("training.phases.bimodal.trainer", {"devices": 16}, "this machine has"),
         ("training.phases.bimodal.trainer", {"strategy": "ddp"}, "torchrun or srun"),
         ("split.strategy", "by_sentence", r"split\.strategy: .*'random_clip'"),
@@ -72,6 +84,20 @@ def test_the_shipped_parameters_fit_their_schemas(base_params):
         ("pretrain.contrastive.temperature", 0, r"contrastive\.temperature"),
         ("pretrain.training", {"trainer": {"max_epoch": 3}}, r"pretrain\.training .*max_epoch"),
         ("pretrain.model_kinds", ["shared"], r"baseline_pretrained: init pretrain with model kind"),
+        ("reporting.bootstrap.confidence", 95, "between 0 and 1"),
+        ("analysis.bootstrap.confidence", 1.0, "between 0 and 1"),
+        ("analysis.bootstrap.n_boot", 0, r"analysis\.bootstrap\.n_boot"),
+        ("analysis.clips.max_clips", 0, r"analysis\.clips\.max_clips"),
+        ("analysis.alignment.pooling", "max", r"pooling: .*'mean'"),
+        ("analysis.alignment.top_k", 5, r"analysis\.alignment\.top_k: unknown key"),
+        ("analysis.projection.max_iter", 100, "max_iter >= 250"),
+        ("analysis.rollout.clips_per_outcome", -1, r"rollout\.clips_per_outcome"),
+        ("training.seeds", [], "one or more distinct seeds"),
+        ("training.seeds", [3, 3], "one or more distinct seeds"),
+        ("training.defaults.seed", 1, r"replaced by training\.seeds"),
+        ("training.only_seed", 1, r"only_seed 1 is an index into seeds \[20240601\]"),
+        ("training.only_fold", 2, "the split has folds 0 to 0"),
+        ("training.only_fold", -1, r"training\.only_fold"),
     ],
 )
 def test_a_wrong_key_or_value_names_the_key_and_the_allowed_values(
@@ -79,6 +105,14 @@ def test_a_wrong_key_or_value_names_the_key_and_the_allowed_values(
 ):
     with pytest.raises(ParameterError, match=message):
         validate_parameters(_with(base_params, key, value))
+
+
+def test_a_cell_of_the_k_fold_grid_is_accepted(base_params):
+    params = _with(base_params, "split.strategy", "actor_kfold")
+    params = _with(params, "training.seeds", [1, 2, 3])
+    validate_parameters(_with(_with(params, "training.only_fold", 4), "training.only_seed", 2))
+    with pytest.raises(ParameterError, match="folds 0 to 4"):
+        validate_parameters(_with(params, "training.only_fold", 5))
 
 
 def test_batch_size_must_be_shared_evenly_by_the_processes(base_params):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 from scipy.stats import binomtest
 
 from avshared.pipeline_registry import register_pipelines
@@ -20,17 +24,60 @@ def test_every_pipeline_is_registered_and_the_default_never_writes_the_demo():
     pipelines = register_pipelines()
     expected = {
         *("demo_data", "ingestion", "labels", "split", "features", "training", "reporting"),
-        *("predict", "pretrain", "comparison"),
+        *("preparation", "predict", "pretrain", "comparison", "analysis"),
     }
     assert expected | set(PHASES) | {"__default__"} <= set(pipelines)
     default = {node.name for node in pipelines["__default__"].nodes}
     for only_when_named in ("demo_data", "predict"):
         assert not default & {node.name for node in pipelines[only_when_named].nodes}
     for phase in PHASES:
-        assert f"{phase}.train_model" in default
+        assert f"{phase}.train_cells" in default
         phase_nodes = {node.name for node in pipelines[phase].nodes}
         # A phase runs from the raw files: ingestion and labels included.
         assert {"probe_clips", "build_crowd_labels"} <= phase_nodes, sorted(phase_nodes)
+
+
+def test_the_analysis_covers_the_two_modality_phases_and_attention_the_shared_encoders():
+    pipelines = register_pipelines()
+    default = {node.name for node in pipelines["__default__"].nodes}
+    analysis = {node.name for node in pipelines["analysis"].nodes}
+    assert analysis <= default
+    assert {
+        f"{p}.measure_alignment" for p in ("bimodal", "baseline", "baseline_matched")
+    } <= analysis
+    assert {"bimodal.measure_attention_shares", "compare_shared_and_separate"} <= analysis
+    assert not any(name.startswith(("audio.", "video.")) for name in analysis)
+    comparison = {node.name for node in pipelines["comparison"].nodes}
+    for phase in ("bimodal_perceived_majority", "bimodal_perceived_soft", "bimodal_curriculum"):
+        assert f"{phase}.measure_attention_shares" in comparison
+    assert not {"baseline.measure_attention_shares", "baseline_matched.draw_attention_rollouts"} & (
+        comparison
+    )
+
+
+def test_the_model_kinds_come_from_the_parameter_files_conf_local_included(
+    scratch_project, tmp_path
+):
+    """A phase's model kind set in conf/local (merged key by key into conf/base) decides whether
+    the analysis takes its attention."""
+    project = scratch_project(tmp_path)
+    (project / "conf" / "local" / "parameters_training.yml").write_text(
+        yaml.safe_dump(
+            {"training": {"phases": {"bimodal_curriculum": {"model": {"kind": "separate"}}}}}
+        )
+    )
+    described = subprocess.run(
+        [sys.executable, "-m", "kedro", "registry", "describe", "comparison"],
+        cwd=project,
+        env=os.environ | {"KEDRO_DISABLE_TELEMETRY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+    assert "bimodal_curriculum.measure_alignment" in described
+    assert "bimodal_curriculum.measure_attention_shares" not in described
+    assert "bimodal_perceived_soft.measure_attention_shares" in described
 
 
 def test_the_video_phase_extracts_no_spectrograms():

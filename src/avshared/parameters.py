@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from omegaconf import OmegaConf
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     NonNegativeFloat,
@@ -28,15 +29,18 @@ from pydantic import (
     model_validator,
 )
 
+from avshared.analysis.representations import POOLINGS
 from avshared.crema_d import SPLITS
 from avshared.features.audio import NORMALISATION_MODES, LogMelConfig
 from avshared.features.video import FaceFramesConfig
 from avshared.models import DecoderConfig
+from avshared.models import MODEL_KINDS
 from avshared.splits import SPLIT_STRATEGIES
 from avshared.training.devices import trainer_settings
 from avshared.training.phases import PHASE_MODALITIES
 from avshared.training.pretrain import AUTOENCODERS
 from avshared.training.schema import PhaseParameters
+from avshared.training.strategies import check_strategy
 
 
 class ParameterError(ValueError):
@@ -49,6 +53,16 @@ class _Strict(BaseModel):
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+def _between_zero_and_one(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"must be between 0 and 1, got {confidence}")
+    return confidence
+
+
+#: The confidence level of a bootstrap interval.
+ConfidenceLevel = Annotated[float, AfterValidator(_between_zero_and_one)]
 
 
 def _dataclass_fields(config_class: type, values: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -174,15 +188,8 @@ class PredictParameters(_Strict):
 class BootstrapParameters(_Strict):
     n_boot: PositiveInt
     seed: int
-    confidence: float
+    confidence: ConfidenceLevel
     unit: Literal["clip", "actor"]
-
-    @field_validator("confidence")
-    @classmethod
-    def _between_zero_and_one(cls, confidence: float) -> float:
-        if not 0 < confidence < 1:
-            raise ValueError(f"must be between 0 and 1, got {confidence}")
-        return confidence
 
 
 class PairedComparisonParameters(_Strict):
@@ -212,10 +219,41 @@ class ReportingParameters(_Strict):
 # ---------------------------------------------------------------- parameters_training.yml
 class TrainingParameters(_Strict):
     """``defaults`` is a whole phase configuration; each phase's overrides are checked merged with
-    it (``validate_parameters``)."""
+    it (``validate_parameters``). ``seeds``: every phase trains once per seed and fold (a cell);
+    ``only_fold`` / ``only_seed`` (a fold, an index into ``seeds``) restrict a run to those
+    cells."""
 
+    seeds: list[int]
+    only_fold: NonNegativeInt | None = None
+    only_seed: NonNegativeInt | None = None
     defaults: dict[str, Any]
     phases: dict[str, dict[str, Any] | None]
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"need one or more distinct seeds, got {seeds}")
+        return seeds
+
+    @field_validator("defaults")
+    @classmethod
+    def _no_single_seed(cls, defaults: dict[str, Any]) -> dict[str, Any]:
+        if "seed" in defaults:
+            raise ValueError(
+                "training.defaults.seed was replaced by training.seeds, a list (every phase trains "
+                "once per seed): write `training: {seeds: [<your seed>]}` instead"
+            )
+        return defaults
+
+    @model_validator(mode="after")
+    def _only_seed_in_seeds(self) -> TrainingParameters:
+        if self.only_seed is not None and self.only_seed >= len(self.seeds):
+            raise ValueError(
+                f"only_seed {self.only_seed} is an index into seeds {self.seeds}: use 0 to "
+                f"{len(self.seeds) - 1}, or null for every seed"
+            )
+        return self
 
     @field_validator("phases")
     @classmethod
@@ -256,6 +294,7 @@ class ContrastiveParameters(_Strict):
 class PretrainParameters(_Strict):
     """``training`` is checked merged with ``training.defaults`` (``validate_parameters``)."""
 
+    seed: int
     model_kinds: list[Literal.__getitem__(tuple(AUTOENCODERS))]  # type: ignore[valid-type]
     mask_ratio: float
     decoder: DecoderParameters
@@ -277,6 +316,50 @@ class PretrainParameters(_Strict):
         if not 0 < mask_ratio < 1:
             raise ValueError("must be between 0 and 1 (exclusive)")
         return mask_ratio
+# ---------------------------------------------------------------- parameters_analysis.yml
+class AnalysisClipsParameters(_Strict):
+    max_clips: PositiveInt | None
+    seed: int
+    batch_size: PositiveInt
+
+
+class AnalysisBootstrapParameters(_Strict):
+    n_boot: PositiveInt
+    cka_n_boot: PositiveInt
+    seed: int
+    confidence: ConfidenceLevel
+
+
+class AlignmentParameters(_Strict):
+    same_emotion_k: PositiveInt
+    pooling: Literal.__getitem__(POOLINGS)  # type: ignore[valid-type]
+
+
+class RolloutParameters(_Strict):
+    clips_per_outcome: PositiveInt
+
+
+class ProjectionParameters(_Strict):
+    perplexity: float
+    seed: int
+    max_iter: int
+
+    @model_validator(mode="after")
+    def _tsne_settings(self) -> ProjectionParameters:
+        if self.perplexity <= 0 or self.max_iter < 250:
+            raise ValueError(
+                "need perplexity > 0 and max_iter >= 250 (scikit-learn's t-SNE), got "
+                f"perplexity {self.perplexity}, max_iter {self.max_iter}"
+            )
+        return self
+
+
+class AnalysisParameters(_Strict):
+    clips: AnalysisClipsParameters
+    bootstrap: AnalysisBootstrapParameters
+    alignment: AlignmentParameters
+    rollout: RolloutParameters
+    projection: ProjectionParameters
 
 
 # ---------------------------------------------------------------- parameters_demo_data.yml
@@ -301,6 +384,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "training": TrainingParameters,
     "demo_data": DemoDataParameters,
     "pretrain": PretrainParameters,
+    "analysis": AnalysisParameters,
 }
 
 
@@ -360,12 +444,21 @@ def validate_parameters(params: Mapping[str, Any], *, check_devices: bool = True
                 found = _messages(error, where)
                 problems.extend(m for location, m in found if location not in in_defaults)
                 continue
+            try:
+                check_strategy(
+                    config["strategy"]["kind"],
+                    MODEL_KINDS[config["model"]["kind"]],
+                    PHASE_MODALITIES[phase],
+                )
+            except ValueError as error:
+                problems.append(f"{where}.strategy: {error}")
             if check_devices:
                 try:
                     trainer_settings(config["trainer"], config["data"])
                 except ValueError as error:
                     problems.append(f"{where}.trainer: {error}")
     problems += _pretrain_problems(params, check_devices)
+    problems.extend(_only_fold_problems(params))
     if problems:
         raise ParameterError(
             "parameters do not fit their schema (avshared.parameters):\n  " + "\n  ".join(problems)
@@ -408,6 +501,22 @@ def _pretrain_problems(params: Mapping[str, Any], check_devices: bool) -> list[s
                 f"pretrain.model_kinds {list(kinds)} does not pretrain; add it there"
             )
     return problems
+def _only_fold_problems(params: Mapping[str, Any]) -> list[str]:
+    """``training.only_fold`` against the folds the split parameters make (one fold, 0, unless
+    ``split.strategy`` is ``actor_kfold``)."""
+    training, split = params.get("training"), params.get("split")
+    if not (isinstance(training, Mapping) and isinstance(split, Mapping)):
+        return []
+    only_fold = training.get("only_fold")
+    kfold = split.get("strategy") == "actor_kfold"
+    folds = (split.get("actor_kfold") or {}).get("folds", 1) if kfold else 1
+    if not isinstance(only_fold, int) or not isinstance(folds, int) or only_fold < folds:
+        return []
+    return [
+        f"training.only_fold: the split has folds 0 to {folds - 1} (split.strategy "
+        f"{split.get('strategy')!r}), not {only_fold}; use one of those, or null for every fold "
+        f"(got {only_fold!r})"
+    ]
 
 
 __all__ = ["SCHEMAS", "ParameterError", "validate_parameters"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avshared.analysis.attention import classifier_attention, encoder_attention
+from avshared.analysis.attention import (
+    classifier_attention,
+    encoder_attention,
+    has_joint_encoder,
+)
 from avshared.models import SharedEncoder
 
 
@@ -89,3 +93,10 @@ def test_the_trace_matches_the_fused_path_on_cuda():
 
     torch.testing.assert_close(trace.cls, expected, rtol=1e-4, atol=1e-4)
     assert torch.all(trace.attention[:, 2, :, :, 21:] == 0)
+
+
+def test_only_the_kind_that_fuses_the_senses_in_one_encoder_has_a_joint_encoder():
+    assert has_joint_encoder("shared")
+    assert not has_joint_encoder("separate")
+    with pytest.raises(ValueError, match="unknown model kind 'ensemble'"):
+        has_joint_encoder("ensemble")

@@ -94,3 +94,16 @@ def test_the_models_training_mode_is_restored(shared_model, inputs):
 def test_a_one_sense_model_is_refused(config, inputs):
     with pytest.raises(ValueError, match="audio and video"):
         clip_embeddings(SharedEncoderClassifier("audio", config), *inputs)
+
+
+def test_a_selection_keeps_the_rows_of_every_embedding_in_the_order_asked(shared_model, inputs):
+    embeddings = clip_embeddings(shared_model, *inputs)
+
+    chosen = embeddings.select([3, 0])
+
+    for sense in ("audio", "video", "audiovisual"):
+        np.testing.assert_array_equal(getattr(chosen, sense), getattr(embeddings, sense)[[3, 0]])
+    for layers in ("audio_layers", "video_layers"):
+        np.testing.assert_array_equal(
+            getattr(chosen, layers), getattr(embeddings, layers)[:, [3, 0]]
+        )

@@ -20,16 +20,20 @@ def registry(sqlite_tracking):
 
 
 @pytest.mark.parametrize(
-    ("run_id", "folds", "reason"),
-    [(None, 1, "MLflow logging is off"), ("abc", 5, "5 fold models are compared")],
+    ("run_id", "folds", "seeds", "reason"),
+    [
+        (None, 1, 1, "MLflow logging is off"),
+        ("abc", 5, 1, "5 models (folds x seeds) are compared"),
+        ("abc", 1, 3, "3 models (folds x seeds) are compared"),
+    ],
 )
-def test_a_model_without_a_run_or_from_k_fold_is_not_registered(
-    registry, caplog, run_id, folds, reason
+def test_a_model_without_a_run_or_of_several_cells_is_not_registered(
+    registry, caplog, *, run_id, folds, seeds, reason
 ):
     dataset = RegisteredMediaModelDataset(
         registered_model_name="avshared-bimodal", alias="candidate"
     )
-    spec = {"phase": "bimodal", "mlflow_run_id": run_id, "folds": folds}
+    spec = {"phase": "bimodal", "mlflow_run_id": run_id, "folds": folds, "seeds": seeds}
     with caplog.at_level(logging.INFO, logger="avshared.datasets.media_model"):
         dataset.save({"spec": spec, "weights": {}})
     assert reason in caplog.text

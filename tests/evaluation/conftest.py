@@ -170,6 +170,7 @@ def phase_metrics() -> dict[str, dict]:
             "condition": OWN_CONDITION[phase],
             "param_count": PARAM_COUNTS[phase],
             "demo": True,
+            "budget": {"max_epochs": 6, "min_epochs": 2, "patience": 2},
         }
         for phase in PHASES
     }

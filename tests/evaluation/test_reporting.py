@@ -16,6 +16,7 @@ from avshared.evaluation.figures import (
     plot_per_emotion_f1,
     plot_training_curves,
 )
+from avshared.evaluation.grid import assess_training_budgets
 from avshared.evaluation.scoring import classification_scores
 from avshared.evaluation.systems import (
     DEMO_LABEL,
@@ -31,6 +32,8 @@ from avshared.evaluation.systems import (
 from avshared.evaluation.tables import (
     HISTORY_COLUMNS,
     TABLE_SCORES,
+    _correctness,
+    _paired_rows,
     collect_training_histories,
     compare_pairs,
     confusion_matrix_table,
@@ -84,6 +87,11 @@ def all_predictions(model_predictions, split, clip_manifest, crowd_labels) -> pd
 @pytest.fixture
 def scores(all_predictions, crowd_labels, reporting_params) -> pd.DataFrame:
     return score_systems(all_predictions, crowd_labels, reporting_params["bootstrap"])
+
+
+@pytest.fixture
+def budgets(phase_histories, phase_metrics) -> pd.DataFrame:
+    return assess_training_budgets(collect_training_histories(**phase_histories), phase_metrics)
 
 
 def test_model_predictions_get_one_system_per_phase_and_condition(
@@ -273,7 +281,7 @@ def test_confusion_matrix_table(all_predictions) -> None:
 
 
 def test_comparison_table_has_every_system_and_score(
-    scores, phase_metrics, reporting_params, all_predictions
+    scores, phase_metrics, reporting_params, all_predictions, budgets
 ) -> None:
     table, markdown = format_comparison_table(
         scores,
@@ -283,6 +291,7 @@ def test_comparison_table_has_every_system_and_score(
         protocol=SINGLE_SPLIT,
         fold_scores=pd.DataFrame(columns=["system", "accuracy"]),
         paired=compare_pairs(all_predictions, reporting_params["bootstrap"], PAIRED),
+        budgets=budgets,
     )
     assert list(table.columns) == [
         "system",
@@ -292,7 +301,14 @@ def test_comparison_table_has_every_system_and_score(
         "parameters",
         *TABLE_SCORES,
         "crowd_reference",
+        "ended_by",
     ]
+    # One seed: no spread over seeds, and each model row's one cell stopped early.
+    assert "accuracy_over_seeds" not in table
+    assert "seeds" not in markdown.split("## Paired comparisons")[0]
+    assert set(table.loc[table["kind"] == "model", "ended_by"]) == {"early stop"}
+    assert set(table.loc[table["kind"] != "model", "ended_by"]) == {"—"}
+    assert "No row was still learning at the epoch cap" in markdown
     assert list(table["system"]) == list(scores["system"])
     # One split: the verdicts describe its test actors, and the report says so.
     assert "the 2 test actors" in markdown
@@ -325,7 +341,7 @@ def test_comparison_table_has_every_system_and_score(
 
 
 def test_the_sharing_and_fusion_section_fills_the_cells_and_gives_the_contrasts(
-    scores, phase_metrics, reporting_params, all_predictions
+    scores, phase_metrics, reporting_params, all_predictions, budgets
 ) -> None:
     bimodal = all_predictions.loc[all_predictions["system"] == "bimodal"]
     # A shared-encoder late-fusion row that is right on every clip the baseline is right on.
@@ -352,8 +368,11 @@ def test_the_sharing_and_fusion_section_fills_the_cells_and_gives_the_contrasts(
         protocol=SINGLE_SPLIT,
         fold_scores=pd.DataFrame(columns=["system", "accuracy"]),
         paired=paired,
+        budgets=budgets,
     )
-    section = markdown[markdown.index("## Sharing and fusion") :]
+    section = markdown[
+        markdown.index("## Sharing and fusion") : markdown.index("## Training budgets")
+    ]
     accuracy = table.set_index("system")["accuracy"]
     assert f"bimodal: {accuracy['bimodal']}" in section
     assert f"bimodal_late: {accuracy['bimodal_late']}" in section
@@ -389,8 +408,8 @@ def test_data_label_from_marker_file_or_phase_metrics(tmp_path) -> None:
 
 def test_training_histories_are_stacked_and_checked(phase_histories) -> None:
     histories = collect_training_histories(**phase_histories)
-    assert list(histories.columns) == ["phase", "fold", *HISTORY_COLUMNS]
-    assert (histories["fold"] == 0).all()
+    assert list(histories.columns) == ["phase", "fold", "seed", *HISTORY_COLUMNS]
+    assert (histories["fold"] == 0).all() and (histories["seed"] == 0).all()
     assert list(histories["phase"].unique()) == list(PHASES)
     with pytest.raises(ValueError, match=r"audio\.training_history lacks the columns"):
         collect_training_histories(audio=phase_histories["audio"].drop(columns="train_loss"))
@@ -419,6 +438,32 @@ def test_figures_are_labelled_and_cover_every_phase(all_predictions, phase_histo
     assert DEMO_LABEL in curves.get_suptitle()
     loss_axis = curves.axes[0]
     assert len(loss_axis.get_lines()) == 2 * len(PHASES)  # train and val per phase
+    assert len(curves.axes) == 2  # no per-sense accuracies recorded: no third panel
+
+
+def test_training_curves_show_each_senses_validation_accuracy_of_two_modality_phases(
+    phase_histories,
+) -> None:
+    two_modality = ["bimodal", "baseline"]
+    histories = dict(phase_histories)
+    for phase in two_modality:
+        histories[phase] = histories[phase].assign(
+            val_accuracy_audio=np.linspace(0.2, 0.5, len(histories[phase])),
+            val_accuracy_video=np.linspace(0.2, 0.7, len(histories[phase])),
+        )
+    stacked = collect_training_histories(**histories)
+    assert stacked.loc[stacked["phase"] == "audio", "val_accuracy_video"].isna().all()
+
+    curves = plot_training_curves(stacked, DEMO_LABEL)
+
+    sense_axis = curves.axes[2]
+    assert "each sense alone" in sense_axis.get_title()
+    labels = [line.get_label() for line in sense_axis.get_lines()]
+    assert labels == [f"{p} {s} only" for p in two_modality for s in ("audio", "video")]
+    video_line = sense_axis.get_lines()[1]
+    assert video_line.get_linestyle() == "-." and list(video_line.get_ydata()) == list(
+        histories["bimodal"]["val_accuracy_video"]
+    )
 
 
 def test_human_rows_reproduce_the_published_rater_accuracy(real_crema_d_metadata) -> None:
@@ -527,7 +572,9 @@ def test_models_are_compared_with_human_raters_clip_by_clip(all_predictions, rep
     assert human["accuracy_b"] == pytest.approx(per_clip.mean())
 
 
-def test_the_k_fold_table_gives_mean_and_sd_over_folds(scores, phase_metrics, reporting_params):
+def test_the_k_fold_table_gives_mean_and_sd_over_folds(
+    scores, phase_metrics, reporting_params, budgets
+):
     fold_scores = pd.DataFrame(
         {"system": np.repeat(scores["system"].to_numpy(), 2), "accuracy": [0.5, 0.7] * len(scores)}
     )
@@ -543,6 +590,119 @@ def test_the_k_fold_table_gives_mean_and_sd_over_folds(scores, phase_metrics, re
             reporting_params["bootstrap"],
             {**PAIRED, "pairs": []},
         ),
+        budgets=budgets,
     )
     assert (table["accuracy_over_folds"] == "0.600 ± 0.141").all()
     assert "Pooled predictions of the 2 folds" in markdown and "over test actors" in markdown
+
+
+# ---------------------------------------------------------------- seeds
+
+
+@pytest.fixture
+def seeded_predictions(phase_predictions) -> dict[str, pd.DataFrame]:
+    """Every phase's test predictions by two seeds: seed 0 the world's, seed 1 right on the first
+    half of the rows and as seed 0 on the rest."""
+    seeded = {}
+    for phase, predictions in phase_predictions.items():
+        better = predictions.copy()
+        half = np.arange(len(better)) < len(better) // 2
+        better.loc[half, "predicted"] = better.loc[half, "target"]
+        seeded[phase] = pd.concat(
+            [predictions.assign(seed=0), better.assign(seed=1)], ignore_index=True
+        )
+    return seeded
+
+
+@pytest.fixture
+def seeded_all(seeded_predictions, phase_metrics, split, clip_manifest, crowd_labels):
+    return stack_predictions(
+        gather_model_predictions(phase_metrics, **seeded_predictions),
+        predict_reference_baselines(split, clip_manifest, chance_seed=0),
+        human_rater_predictions(crowd_labels, split),
+    )
+
+
+def test_a_row_of_several_seeds_gives_its_pooled_score_and_mean_and_sd_over_seeds(
+    seeded_all, crowd_labels, reporting_params, phase_metrics, budgets
+):
+    scores = score_systems(seeded_all, crowd_labels, reporting_params["bootstrap"])
+    video = seeded_all.loc[seeded_all["system"] == "video"]
+    per_seed = [(rows["target"] == rows["predicted"]).mean() for _, rows in video.groupby("seed")]
+    assert per_seed[1] > per_seed[0]
+    row = scores.set_index("system").loc["video"]
+    assert row["seeds"] == 2 and row["test_clips"] == video["clip_id"].nunique()
+    assert row["accuracy"] == pytest.approx(np.mean(per_seed))  # the seeds pooled
+    assert row["accuracy_seed_mean"] == pytest.approx(np.mean(per_seed))
+    assert row["accuracy_seed_sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert row["accuracy_low"] < row["accuracy"] < row["accuracy_high"]
+    humans = scores.loc[scores["kind"] == "human"]
+    assert (humans["seeds"] == 0).all() and humans["accuracy_seed_mean"].isna().all()
+
+    table, markdown = format_comparison_table(
+        scores,
+        phase_metrics,
+        bootstrap=reporting_params["bootstrap"],
+        data_label=DEMO_LABEL,
+        protocol=SINGLE_SPLIT,
+        fold_scores=score_folds(seeded_all),
+        paired=compare_pairs(seeded_all, reporting_params["bootstrap"], PAIRED),
+        budgets=budgets,
+    )
+    by_system = table.set_index("system")
+    mean, sd = np.mean(per_seed), np.std(per_seed, ddof=1)
+    assert by_system.loc["video", "accuracy_over_seeds"] == f"{mean:.3f} ± {sd:.3f}"
+    assert INTERVAL.match(by_system.loc["video", "accuracy"])
+    assert by_system.loc["human raters (face)", "accuracy_over_seeds"] == "—"
+    assert "pools its 2 seeds" in markdown and "matched on clip and seed" in markdown
+
+
+def test_paired_rows_match_clip_and_seed_and_give_seedless_rows_to_every_seed():
+    def rows(system, kind, seed, predicted, weight=1.0):
+        return pd.DataFrame(
+            {
+                "system": system,
+                "kind": kind,
+                "clip_id": ["c1", "c2", "c3", "c4"],
+                "actor": [1, 1, 2, 2],
+                "target": 0,
+                "predicted": predicted,
+                "weight": weight,
+                "seed": pd.array([seed] * 4, dtype="Int64"),
+            }
+        )
+
+    predictions = pd.concat(
+        [
+            rows("A", "model", 0, [0, 0, 0, 1]),
+            rows("A", "model", 1, [0, 1, 1, 1]),
+            rows("B", "model", 0, [1, 1, 1, 1]),
+            rows("B", "model", 1, [0, 0, 1, 1]),
+            # Human raters: two responses per clip, the first right on c1 and c2 only.
+            rows("H", "human", None, [0, 0, 1, 1], 1.0),
+            rows("H", "human", None, [1, 0, 1, 1], 1.0),
+        ],
+        ignore_index=True,
+    )
+    correctness = _correctness(predictions)
+    pairs = _paired_rows(correctness, "A", "B")
+    assert list(zip(pairs["clip_id"], pairs["seed"], strict=True)) == [
+        (clip, seed) for clip in ("c1", "c2", "c3", "c4") for seed in (0, 1)
+    ]
+    # Seed i of A against seed i of B, clip by clip.
+    assert list(pairs["a"]) == [1, 1, 1, 0, 1, 0, 0, 0]
+    assert list(pairs["b"]) == [0, 1, 0, 1, 0, 0, 0, 0]
+    with_humans = _paired_rows(correctness, "A", "H")
+    assert list(with_humans["seed"]) == [0, 1] * 4  # each seed against the same human rows
+    assert list(with_humans["b"]) == [0.5, 0.5, 1, 1, 0, 0, 0, 0]
+
+    bootstrap = {"n_boot": 200, "seed": 0, "confidence": 0.95, "unit": "clip"}
+    table = compare_pairs(
+        predictions, bootstrap, {**PAIRED, "pairs": [["A", "B"], ["A", "H"]]}
+    ).set_index("system_b")
+    # Both seeds of a clip are one unit: four clips, tested by sign flips of their sums.
+    assert (table["clips"] == 4).all() and (table["seeds"] == 2).all()
+    assert (table["units"] == 4).all() and (table["test"] == "exact sign-flip").all()
+    assert table.loc["B", "accuracy_a"] == pytest.approx(4 / 8)
+    assert table.loc["B", "accuracy_b"] == pytest.approx(2 / 8)
+    assert table.loc["H", "accuracy_b"] == pytest.approx(3 / 8)

@@ -7,14 +7,18 @@ import torch
 from torch import nn
 
 from avshared.models import (
+    MODEL_KINDS,
     PRESETS,
     ClassificationHead,
     ModelConfig,
     SeparateEncodersClassifier,
     SharedEncoder,
     SharedEncoderClassifier,
+    SharedLateFusionClassifier,
+    SharedMidFusionClassifier,
     build_model,
     count_parameters,
+    restore_model,
 )
 
 TINY = ModelConfig.preset(
@@ -38,6 +42,29 @@ def test_build_model_picks_the_class_and_modalities():
     assert isinstance(separate, SeparateEncodersClassifier)
     assert separate.modalities == ("audio", "video")
     assert separate.config == TINY
+    assert isinstance(build_model("shared_late", "bimodal", TINY), SharedLateFusionClassifier)
+    assert isinstance(build_model("shared_mid", "bimodal", TINY), SharedMidFusionClassifier)
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_every_kind_is_restored_from_its_config_and_weights(kind):
+    torch.manual_seed(0)
+    trained = build_model(kind, "bimodal", TINY).eval()
+    generator = torch.Generator().manual_seed(1)
+    audio = torch.randn(3, 1, TINY.n_mels, TINY.audio_frames, generator=generator)
+    video = torch.rand(
+        3, TINY.video_frames, 3, TINY.image_size, TINY.image_size, generator=generator
+    )
+
+    torch.manual_seed(1)  # other initial weights: only the loaded ones may give the same outputs
+    restored = restore_model(kind, ["audio", "video"], TINY.to_dict(), trained.state_dict())
+
+    assert type(restored) is MODEL_KINDS[kind] and not restored.training
+    with torch.no_grad():
+        assert torch.equal(restored(audio=audio, video=video), trained(audio=audio, video=video))
+    wider = {**TINY.to_dict(), "dim": 2 * TINY.dim}
+    with pytest.raises(ValueError, match=f"do not fit the {kind} model"):
+        restore_model(kind, "bimodal", wider, trained.state_dict())
 
 
 def test_build_model_refuses_unknown_kinds():
@@ -85,7 +112,7 @@ def test_preset_parameter_counts(preset):
     assert encoder < saved < 1.01 * encoder
 
 
-@pytest.mark.parametrize("kind", ["shared", "separate"])
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
 def test_tiny_model_overfits_twelve_random_samples(kind):
     torch.manual_seed(0)
     audio = torch.randn(12, 1, TINY.n_mels, TINY.audio_frames)

@@ -62,6 +62,8 @@ def test_to_dict_round_trips():
         ({"num_classes": 1}, "num_classes"),
         ({"norm_eps": 0.0}, r"norm_eps must be in \(0, 1\)"),
         ({"positions": "learned"}, "positions must be 'factorised' or 'grid'"),
+        ({"separate_layers": 0}, r"separate_layers \(0\) must be between 1 and depth - 1 = 3"),
+        ({"separate_layers": 4}, r"separate_layers \(4\) must be between 1 and depth - 1 = 3"),
     ],
 )
 def test_invalid_configs_say_what_is_wrong(overrides, message):

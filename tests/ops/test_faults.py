@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 POLL_S = 0.005
 STORE = "data/04_feature/log_mel_spectrograms"
-CHECKPOINT = "data/06_models/checkpoints/audio/last.ckpt"
+CHECKPOINT = "data/06_models/checkpoints/fold_0/seed_0/audio/last.ckpt"  # the one cell
 PHASE = ("--pipelines=audio",)
 TRAINING_ONLY = ("--pipelines=audio", "--namespaces=audio")  # on the prepared data
 FINAL_METRICS = ("test_accuracy", "test_macro_f1", "test_uar", "epochs")

@@ -24,7 +24,7 @@ from avshared.training.phase import build_targets, phase_config
 @pytest.fixture
 def acted_targets(corpus, tiny_defaults, tmp_path) -> pd.DataFrame:
     config = phase_config(
-        tiny_defaults, {}, str(tmp_path), phase="bimodal", modalities=("audio", "video")
+        tiny_defaults, {}, str(tmp_path), phase="bimodal", modalities=("audio", "video"), seeds=[0]
     )
     targets, _ = build_targets(corpus.clip_manifest, corpus.crowd_labels, corpus.split, config)
     return targets

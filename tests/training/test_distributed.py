@@ -23,15 +23,18 @@ from avshared.features.audio import apply_spectrogram_stats
 from avshared.hooks.tracking import PhaseRunsHook
 from avshared.models import build_model, restore_model
 from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
+from avshared.training.cells import Cell, cell_config, plan_cells
 from avshared.training.folds import (
     build_fold_targets,
-    evaluate_phase,
-    fold_summary,
+    evaluate_cells,
+    gather_cells,
     load_fold_model,
-    train_phase,
+    summary_of_cell,
+    train_cells,
 )
 from avshared.training.phase import (
     build_targets,
+    evaluate_model,
     load_trained_model,
     phase_config,
     sized_model_config,
@@ -42,7 +45,9 @@ PHASE = "audio"
 
 
 @pytest.fixture
-def audio_config(tiny_defaults, phase_overrides, tmp_path):
+def audio_config(tiny_defaults, phase_overrides, training_parameters, tmp_path):
+    """The audio phase's config with the tiny defaults and these trainer settings."""
+
     def make(**trainer):
         defaults = {**tiny_defaults, "trainer": {**tiny_defaults["trainer"], **trainer}}
         return phase_config(
@@ -51,9 +56,15 @@ def audio_config(tiny_defaults, phase_overrides, tmp_path):
             str(tmp_path),
             phase=PHASE,
             modalities=PHASE_MODALITIES[PHASE],
+            seeds=training_parameters["seeds"],
         )
 
     return make
+
+
+def _one_cell(config):
+    """The configuration ``train_model`` trains the phase's one cell with (fold 0, seed 0)."""
+    return cell_config(config, Cell(fold=0, seed=0))
 
 
 def _targets(corpus, config):
@@ -65,7 +76,7 @@ def _train(corpus, config, targets=None, **kwargs):
     return train_model(
         targets=targets,
         target_summary=summary,
-        config=config,
+        config=_one_cell(config),
         log_mel_spectrograms=corpus.log_mel_spectrograms,
         spectrogram_stats=corpus.spectrogram_stats,
         **kwargs,
@@ -135,10 +146,18 @@ def test_two_process_folds_log_once_each_into_runs_nested_in_the_phase_run(
         corpus.clip_manifest, corpus.crowd_labels, split, config
     )
     client, phase_run = mlflow_phase_run
-    model, history, summary = train_phase(
+    plan = plan_cells(
+        targets,
+        config,
+        only_fold=None,
+        only_seed=None,
+        feature_stores={"audio": corpus.log_mel_spectrograms},
+    )
+    models, histories, summaries = train_cells(
         targets=targets,
         target_summary=target_summary,
         config=config,
+        plan=plan,
         mlflow_run=phase_run,
         log_mel_spectrograms=corpus.log_mel_spectrograms,
         spectrogram_stats=corpus.spectrogram_stats,
@@ -150,17 +169,23 @@ def test_two_process_folds_log_once_each_into_runs_nested_in_the_phase_run(
         if run.info.run_id != phase_run["run_id"]
     }
     assert sorted(folds) == ["0", "1"]
+    grid = {"per_cell": list(summaries.values())}
+    weights = {
+        f"{key}.{name}": tensor
+        for key, model in models.items()
+        for name, tensor in model.state_dict().items()
+    }
     for fold, run in folds.items():
         assert run.data.tags[MLFLOW_PARENT_RUN_ID] == phase_run["run_id"]
+        assert run.data.tags["seed"] == "0"
         assert run.info.status == "FINISHED"
         assert run.data.params["trainer/devices"] == "2"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0]
-        assert fold_summary(summary, int(fold))["mlflow_run_id"] == run.info.run_id
-        reloaded = load_fold_model(model.state_dict(), json.loads(json.dumps(summary)), int(fold))
-        for name, tensor in model[f"fold_{fold}"].state_dict().items():
+        assert summary_of_cell(grid, int(fold), 0)["mlflow_run_id"] == run.info.run_id
+        reloaded = load_fold_model(weights, json.loads(json.dumps(grid)), int(fold))
+        for name, tensor in models[f"fold_{fold}.seed_0"].state_dict().items():
             assert torch.equal(tensor, reloaded.state_dict()[name]), name
-    assert summary["mlflow_run_id"] == phase_run["run_id"]
-    assert sorted(history["fold"].unique()) == [0, 1]
+    assert sorted(pd.concat(histories.values())["fold"].unique()) == [0, 1]
 
 
 @pytest.mark.slow
@@ -207,8 +232,8 @@ NODE_SCRIPT = textwrap.dedent(
         targets=pd.read_parquet(folder / "targets.parquet"),
         target_summary={},
         config=spec["config"],
-        log_mel_spectrograms=FeatureStore(spec["store"]),
         spectrogram_stats=spec["stats"],
+        **{name: FeatureStore(path) for name, path in spec["stores"].items()},
     )
     rank = sys.argv[2]
     torch.save(model.state_dict(), folder / f"weights-{rank}.pt")
@@ -217,55 +242,74 @@ NODE_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, tmp_path, cli):
-    config = audio_config(num_nodes=2, devices=1)
+def _train_like_torchrun(corpus, config, tmp_path, cli) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Train ``config`` on two one-process "nodes" started as torchrun starts them; returns each
+    rank's weights and history."""
     targets, _ = _targets(corpus, config)
     targets.to_parquet(tmp_path / "targets.parquet")
+    stores = {"audio": "log_mel_spectrograms", "video": "face_frames"}
     spec = {
         "config": config,
-        "store": str(corpus.log_mel_spectrograms.directory),
+        "stores": {
+            stores[m]: str(getattr(corpus, stores[m]).directory) for m in config["modalities"]
+        },
         "stats": corpus.spectrogram_stats,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    port = cli.free_port()
-    processes = []
-    for node in (0, 1):
-        # What torchrun --nnodes=2 --nproc-per-node=1 sets in each node's one process.
-        env = os.environ | {
-            "RANK": str(node),
-            "GROUP_RANK": str(node),
-            "NODE_RANK": str(node),
-            "LOCAL_RANK": "0",
-            "WORLD_SIZE": "2",
-            "LOCAL_WORLD_SIZE": "1",
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "TORCHELASTIC_RUN_ID": "two-node-test",
-        }
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-c", NODE_SCRIPT, str(tmp_path), str(node)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    logs = [process.communicate(timeout=540)[0] for process in processes]
-    for process, log in zip(processes, logs, strict=True):
-        assert process.returncode == 0, log[-4000:]
+    _launch_like_torchrun(NODE_SCRIPT, tmp_path, cli.free_port())
     weights = [torch.load(tmp_path / f"weights-{r}.pt", weights_only=True) for r in (0, 1)]
+    histories = [pd.read_parquet(tmp_path / f"history-{r}.parquet") for r in (0, 1)]
+    return weights, histories
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_nodes_started_like_torchrun_train_one_model(corpus, audio_config, tmp_path, cli):
+    config = _one_cell(audio_config(num_nodes=2, devices=1))
+    weights, (history, other_history) = _train_like_torchrun(corpus, config, tmp_path, cli)
     for name, tensor in weights[0].items():
         torch.testing.assert_close(weights[1][name], tensor, atol=0, rtol=0)
-    history = pd.read_parquet(tmp_path / "history-0.parquet")
     assert list(history["epoch"]) == list(range(config["trainer"]["max_epochs"]))
     pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "history-1.parquet").drop(columns="train_seconds"),
-        history.drop(columns="train_seconds"),
+        other_history.drop(columns="train_seconds"), history.drop(columns="train_seconds")
     )
     assert not (Path(config["checkpoint_dir"]) / PHASE).exists()
+
+
+@pytest.fixture
+def two_node_config(tiny_defaults, phase_overrides, training_parameters, tmp_path):
+    """A phase's config for two one-process nodes, two epochs."""
+
+    def make(phase):
+        trainer = {**tiny_defaults["trainer"], "num_nodes": 2, "devices": 1, "max_epochs": 2}
+        return phase_config(
+            {**tiny_defaults, "trainer": trainer},
+            phase_overrides[phase],
+            str(tmp_path),
+            phase=phase,
+            modalities=PHASE_MODALITIES[phase],
+            seeds=training_parameters["seeds"],
+        )
+
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("phase", ["bimodal_alternating", "baseline_ogm_ge"])
+def test_two_processes_keep_one_model_under_the_balancing_strategies(
+    corpus, two_node_config, tmp_path, cli, phase
+):
+    """alternating leaves one sense's parameters without a gradient in two steps of three (DDP
+    must look for them); OGM-GE's coefficients and noise must be the same in every process."""
+    config = _one_cell(two_node_config(phase))
+    weights, (history, other_history) = _train_like_torchrun(corpus, config, tmp_path, cli)
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, atol=0, rtol=0)
+    assert history["val_accuracy_video"].notna().all()
+    pd.testing.assert_frame_equal(
+        other_history.drop(columns="train_seconds"), history.drop(columns="train_seconds")
+    )
 
 
 def test_on_a_rank_other_than_zero_outputs_stay_in_memory_and_nothing_is_logged(
@@ -278,6 +322,43 @@ def test_on_a_rank_other_than_zero_outputs_stay_in_memory_and_nothing_is_logged(
     assert catalog.load(f"{PHASE}.mlflow_run") is None
     for name in pipeline.all_outputs():
         assert isinstance(catalog.get(name), MemoryDataset), name
+
+
+def test_on_a_rank_other_than_zero_the_cells_are_neither_evaluated_nor_gathered(
+    monkeypatch, audio_config
+):
+    """Every rank runs the phase's nodes; rank 0 evaluates and gathers the stored cells, the others
+    return placeholders built from the cell they trained (kept in memory, never saved)."""
+    monkeypatch.setenv("RANK", "1")
+    config = audio_config()
+    summary = {
+        "config": config,
+        "param_count": 1,
+        "train_samples_per_s": 1.0,
+        "epochs": 1,
+        "best_epoch": 0,
+        "mlflow_run_id": None,
+    }
+    nothing = {}  # no partition is read on these ranks
+    assert evaluate_cells(
+        cell_weights=nothing,
+        cell_training_summaries=nothing,
+        targets=pd.DataFrame(),
+        plan=None,
+    ) == ({}, {})
+    model, history, gathered, predictions, metrics = gather_cells(
+        plan=None,
+        config=config,
+        target_summary={},
+        cell_weights=nothing,
+        cell_training_summaries={"fold_0.seed_0": summary},  # in memory, as train_cells left it
+        cell_histories=nothing,
+        cell_predictions=nothing,
+        cell_metrics=nothing,
+    )
+    assert gathered is summary and predictions.empty and history.empty
+    assert not list(model.children())
+    assert metrics["evaluated_on_global_rank"] == 0 and metrics["test_clips"] == 0
 
 
 def _launch_like_torchrun(script: str, folder: Path, port: int) -> list[str]:
@@ -317,7 +398,8 @@ EVALUATE_SCRIPT = textwrap.dedent(
     from pathlib import Path
     import lightning as L, pandas as pd, torch
     from avshared.features.store import FeatureStore
-    from avshared.training.folds import evaluate_phase
+    from avshared.training.cells import plan_cells
+    from avshared.training.folds import evaluate_cells
 
     folder, rank = Path(sys.argv[1]), sys.argv[2]
     spec = json.loads((folder / "spec.json").read_text())
@@ -325,13 +407,23 @@ EVALUATE_SCRIPT = textwrap.dedent(
         def refuse(*args, **kwargs):
             raise AssertionError("a rank other than 0 built an evaluation trainer")
         L.Trainer.__init__ = refuse
-    predictions, metrics = evaluate_phase(
-        model_weights=torch.load(folder / "weights.pt", weights_only=True),
-        targets=pd.read_parquet(folder / "targets.parquet"),
-        training_summary=spec["summary"],
-        log_mel_spectrograms=FeatureStore(spec["store"]),
+    targets, store = pd.read_parquet(folder / "targets.parquet"), FeatureStore(spec["store"])
+    plan = plan_cells(
+        targets, spec["summary"]["config"], only_fold=None, only_seed=None,
+        feature_stores={"audio": store},
     )
-    predictions.to_parquet(folder / f"predictions-{rank}.parquet")
+    cell = "fold_0.seed_0"
+    summary = spec["summary"] | {"fingerprint": plan.fingerprints[cell]}
+    weights = torch.load(folder / "weights.pt", weights_only=True)
+    predictions, metrics = evaluate_cells(
+        cell_weights={cell: lambda: weights},
+        cell_training_summaries={cell: lambda: summary},
+        targets=targets,
+        plan=plan,
+        log_mel_spectrograms=store,
+    )
+    for key, table in predictions.items():
+        table.to_parquet(folder / f"predictions-{rank}-{key}.parquet")
     (folder / f"metrics-{rank}.json").write_text(json.dumps(metrics, default=str))
     """
 )
@@ -356,7 +448,8 @@ def test_under_torchrun_only_global_rank_zero_evaluates(corpus, audio_config, tm
         "epochs": 1,
         "best_epoch": 0,
         "mlflow_run_id": None,
-        "folds": 1,
+        # The cell's stamps (the script adds its fingerprint).
+        **{"fold": 0, "seed": 0, "seed_value": 1, "training_id": "a training"},
     }
     torch.save(model.state_dict(), tmp_path / "weights.pt")
     targets.to_parquet(tmp_path / "targets.parquet")
@@ -365,13 +458,14 @@ def test_under_torchrun_only_global_rank_zero_evaluates(corpus, audio_config, tm
 
     _launch_like_torchrun(EVALUATE_SCRIPT, tmp_path, cli.free_port())
 
-    first = pd.read_parquet(tmp_path / "predictions-0.parquet")
+    first = pd.read_parquet(tmp_path / "predictions-0-fold_0.seed_0.parquet")
     tested = targets.loc[targets["split"] == "test", "clip_id"]
     assert sorted(first["clip_id"]) == sorted(tested)
-    assert json.loads((tmp_path / "metrics-0.json").read_text())["test_clips"] == len(tested)
-    assert pd.read_parquet(tmp_path / "predictions-1.parquet").empty
-    other = json.loads((tmp_path / "metrics-1.json").read_text())
-    assert other["test_clips"] == 0 and other["evaluated_on_global_rank"] == 0
+    metrics = json.loads((tmp_path / "metrics-0.json").read_text())
+    assert metrics["fold_0.seed_0"]["test_clips"] == len(tested)
+    assert metrics["fold_0.seed_0"]["training_id"] == "a training"
+    assert not list(tmp_path.glob("predictions-1-*"))  # rank 1 evaluated no cell
+    assert json.loads((tmp_path / "metrics-1.json").read_text()) == {}
 
 
 @pytest.mark.slow
@@ -379,12 +473,12 @@ def test_under_torchrun_only_global_rank_zero_evaluates(corpus, audio_config, tm
 def test_under_torchrun_rank_zero_decides_about_a_stale_checkpoint_for_everyone(
     corpus, audio_config, tmp_path, cli
 ):
-    config = audio_config(num_nodes=2, devices=1, max_epochs=2, min_epochs=1)
+    config = _one_cell(audio_config(num_nodes=2, devices=1, max_epochs=2, min_epochs=1))
     targets, _ = _targets(corpus, config)
     targets.to_parquet(tmp_path / "targets.parquet")
     spec = {
         "config": config,
-        "store": str(corpus.log_mel_spectrograms.directory),
+        "stores": {"log_mel_spectrograms": str(corpus.log_mel_spectrograms.directory)},
         "stats": corpus.spectrogram_stats,
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
@@ -416,7 +510,7 @@ def test_evaluation_under_either_precision_matches_the_fp32_served_model(
     """On a GPU the evaluation runs under bf16 autocast, the served model in fp32 on the CPU;
     bf16 autocast exists on the CPU too, so both precisions are compared here."""
     config = audio_config(precision=precision, accelerator="cpu")
-    targets, _ = build_fold_targets(corpus.clip_manifest, corpus.crowd_labels, corpus.split, config)
+    targets, _ = _targets(corpus, config)
     model_config = sized_model_config(config, {"audio": corpus.log_mel_spectrograms})
     torch.manual_seed(0)
     model = build_model("shared", ["audio"], model_config).eval()
@@ -432,9 +526,8 @@ def test_evaluation_under_either_precision_matches_the_fp32_served_model(
         "epochs": 1,
         "best_epoch": 0,
         "mlflow_run_id": None,
-        "folds": 1,
     }
-    predictions, _ = evaluate_phase(
+    predictions, _ = evaluate_model(
         model_weights=model.state_dict(),
         targets=targets,
         training_summary=summary,

@@ -13,7 +13,8 @@ from torch import nn
 
 from avshared.models import DecoderConfig, MaskedAutoencoder, ModelConfig, build_model
 from avshared.pipelines.training import PHASE_MODALITIES
-from avshared.training.folds import build_fold_targets, train_phase, train_stages
+from avshared.training.cells import Cell, cell_config, plan_cells
+from avshared.training.folds import build_fold_targets, train_cells, train_stages
 from avshared.training.phase import phase_config
 from avshared.training.pretrain import classifier_weights
 from avshared.training.pretrained import apply_initial_weights, check_init, initial_weights
@@ -208,15 +209,23 @@ def test_a_phase_with_init_pretrain_and_no_pretraining_stops_before_training(
         str(tmp_path),
         phase="bimodal",
         modalities=PHASE_MODALITIES["bimodal"],
+        seeds=[1],
     )
     targets, target_summary = build_fold_targets(
         corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
     )
     with pytest.raises(ValueError, match=r"run `kedro run --pipelines=pretrain` first"):
-        train_phase(
+        train_cells(
             targets=targets,
             target_summary=target_summary,
             config=config,
+            plan=plan_cells(
+                targets,
+                config,
+                only_fold=None,
+                only_seed=None,
+                feature_stores={"audio": corpus.log_mel_spectrograms, "video": corpus.face_frames},
+            ),
             log_mel_spectrograms=corpus.log_mel_spectrograms,
             spectrogram_stats=corpus.spectrogram_stats,
             face_frames=corpus.face_frames,
@@ -236,7 +245,12 @@ def test_the_engine_trains_from_the_pretrained_weights(corpus, tiny_defaults, tm
     defaults = tiny_defaults | {"init": "pretrain"}
     defaults["trainer"] = defaults["trainer"] | {"max_epochs": 1}
     config = phase_config(
-        defaults, {}, str(tmp_path), phase="bimodal", modalities=PHASE_MODALITIES["bimodal"]
+        defaults,
+        {},
+        str(tmp_path),
+        phase="bimodal",
+        modalities=PHASE_MODALITIES["bimodal"],
+        seeds=[1],
     )
     targets, target_summary = build_fold_targets(
         corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
@@ -253,7 +267,7 @@ def test_the_engine_trains_from_the_pretrained_weights(corpus, tiny_defaults, tm
     ((_, _, summary),) = train_stages(
         targets.drop(columns="fold"),
         target_summary,
-        config,
+        cell_config(config, Cell(fold=0, seed=0)),
         {"log_mel_spectrograms": corpus.log_mel_spectrograms, "face_frames": corpus.face_frames},
         corpus.spectrogram_stats,
         extra_callbacks=[recorder],

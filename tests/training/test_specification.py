@@ -47,19 +47,21 @@ def test_specification_takes_feature_parameters_from_the_stores(tmp_path):
         list(EMOTIONS),
     )
     assert (spec["mlflow_run_id"], spec["demo"], spec["model_kind"]) == ("abc123", True, "shared")
-    assert spec["folds"] == 1
+    assert (spec["folds"], spec["seeds"]) == (1, 1)
 
 
-def test_a_k_fold_phase_is_described_but_not_deployable(tmp_path):
-    per_fold = [SUMMARY | {"fold": fold} for fold in range(3)]
+@pytest.mark.parametrize(("folds", "seeds"), [(3, 1), (1, 2)])
+def test_a_phase_of_several_cells_is_described_but_not_deployable(tmp_path, folds, seeds):
+    per_cell = [SUMMARY | {"fold": f, "seed": s} for f in range(folds) for s in range(seeds)]
     spec = build_model_spec(
         config=CONFIG | {"modalities": ["video"]},
-        training_summary={**SUMMARY, "folds": 3, "per_fold": per_fold},
+        training_summary={**SUMMARY, "folds": folds, "seeds": seeds, "per_cell": per_cell},
         face_frames=_store(
             tmp_path / "v", np.zeros((4, 3, 64, 64), np.uint8), asdict(FaceFramesConfig())
         ),
     )
-    assert spec["folds"] == 3 and spec["spectrogram_stats"] is None
+    assert (spec["folds"], spec["seeds"]) == (folds, seeds)
+    assert spec["spectrogram_stats"] is None
 
 
 def test_video_phase_has_no_audio_parameters_and_a_store_without_provenance_is_refused(tmp_path):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from avshared.models.builder import MODEL_KINDS
 from avshared.models.encoder import SharedEncoder
 
 
@@ -102,6 +103,15 @@ def _layer_with_weights(
         x = layer.norm1(x + attended)
         x = layer.norm2(x + feed_forward(x))
     return x, weights
+
+
+def has_joint_encoder(model_kind: str) -> bool:
+    """Whether a classifier of ``model_kind`` (``avshared.models.MODEL_KINDS``) puts both senses'
+    tokens through one encoder together (``encoder_inputs``): the only kind whose attention can
+    go from one sense to the other, and so the only kind with cross-modal shares and rollout."""
+    if model_kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {model_kind!r}; known: {sorted(MODEL_KINDS)}")
+    return hasattr(MODEL_KINDS[model_kind], "encoder_inputs")
 
 
 def classifier_attention(

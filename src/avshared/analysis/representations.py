@@ -40,6 +40,18 @@ class ClipEmbeddings:
     audio_layers: np.ndarray
     video_layers: np.ndarray
 
+    def select(self, rows: ArrayLike) -> ClipEmbeddings:
+        """The embeddings of the clips at ``rows`` (positions in the input order), in that order:
+        two models' embeddings restricted to the clips both were given."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return ClipEmbeddings(
+            audio=self.audio[rows],
+            video=self.video[rows],
+            audiovisual=self.audiovisual[rows],
+            audio_layers=self.audio_layers[:, rows],
+            video_layers=self.video_layers[:, rows],
+        )
+
 
 def pool_layers(trace: EncoderTrace, pooling: str = "cls") -> Tensor:
     """(layers, B, D): each layer's [CLS] state, or the mean of its present tokens' states."""
@@ -50,6 +62,14 @@ def pool_layers(trace: EncoderTrace, pooling: str = "cls") -> Tensor:
     present = (~trace.padding_mask[:, 1:]).to(trace.hidden.dtype)  # (B, N)
     summed = torch.einsum("lbnd,bn->lbd", trace.hidden[:, :, 1:], present)
     return summed / present.sum(-1).clamp(min=1)[None, :, None]
+
+
+def has_sense_embeddings(model_kind: str) -> bool:
+    """Whether ``clip_embeddings`` reads a classifier of ``model_kind``: one encoder shared by
+    both senses (``encoder``) or one per sense (``encoders``). Mid fusion (``shared_mid``: lower
+    layers per sense, upper layers shared) has neither whole encoder; its embeddings are not
+    measured yet."""
+    return model_kind != "shared_mid"
 
 
 def _encoder_of(model: nn.Module, modality: str) -> nn.Module:

@@ -62,12 +62,14 @@ class EmotionModelDataset(AbstractDataset[None, dict[str, Any]]):
                 f"model_spec.json: that training run did not finish; run it again"
             )
         spec = spec_dataset.load()
-        if spec.get("folds", 1) > 1:
+        folds, seeds = spec.get("folds", 1), spec.get("seeds", 1)
+        if folds * seeds > 1:
             raise DatasetError(
-                f"the latest {self._model!r} model was trained under split.strategy actor_kfold: "
-                f"{spec['folds']} fold models for the comparison, none to deploy. Train it on a "
-                f"single split (kedro run --pipelines={self._model} "
-                "--params=split.strategy=actor), or give predict.model an MLflow model URI"
+                f"the latest {self._model!r} model was trained on {folds} fold(s) x {seeds} "
+                "seed(s): models for the comparison, none to deploy. Train it on a single split "
+                f"with one seed (kedro run --pipelines={self._model} "
+                "--params=split.strategy=actor and one seed in training.seeds), or give "
+                "predict.model an MLflow model URI"
             )
         return {
             "spec": spec,

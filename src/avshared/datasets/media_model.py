@@ -50,12 +50,13 @@ class RegisteredMediaModelDataset(AbstractDataset[dict[str, Any], None]):
         if spec["mlflow_run_id"] is None:
             logger.info("Phase %s: MLflow logging is off, no model registered", spec["phase"])
             return
-        if spec["folds"] > 1:
+        models = spec["folds"] * spec.get("seeds", 1)
+        if models > 1:
             logger.info(
-                "Phase %s: %d fold models are compared, not deployed; no model registered (train "
-                "with a single split to register one)",
+                "Phase %s: %d models (folds x seeds) are compared, not deployed; no model "
+                "registered (train with a single split and one seed to register one)",
                 spec["phase"],
-                spec["folds"],
+                models,
             )
             return
         from avshared.inference import (

@@ -89,15 +89,27 @@ def plot_per_emotion_f1(per_emotion: pd.DataFrame, data_label: str) -> Figure:
     return figure
 
 
+#: Line style of each sense's validation accuracy alone, in the training curves.
+SENSE_LINE_STYLES: dict[str, str] = {"audio": ":", "video": "-."}
+
+
 def plot_training_curves(histories: pd.DataFrame, data_label: str) -> Figure:
     """Train (solid) and validation (dashed) loss and accuracy per epoch, one colour per phase;
-    under k-fold, the mean over the folds still training at each epoch."""
+    under k-fold, the mean over the folds still training at each epoch. When two-modality phases
+    recorded the validation accuracy of each sense alone (``val_accuracy_audio``/``_video``), a
+    third panel shows it, audio dotted and video dash-dotted: where one sense lags."""
     if "fold" in histories:
         histories = histories.groupby(["phase", "epoch"], sort=False, as_index=False).mean(
             numeric_only=True
         )
-    figure = Figure(figsize=(11, 4.4), layout="constrained")
-    loss_axis, accuracy_axis = figure.subplots(1, 2)
+    senses = [
+        sense
+        for sense in SENSE_LINE_STYLES
+        if histories.get(f"val_accuracy_{sense}", pd.Series(dtype=float)).notna().any()
+    ]
+    figure = Figure(figsize=(16 if senses else 11, 4.4), layout="constrained")
+    axes = figure.subplots(1, 3 if senses else 2)
+    loss_axis, accuracy_axis = axes[:2]
     phases = list(dict.fromkeys(histories["phase"]))
     colours = _system_colours(phases)
     for phase in phases:
@@ -113,11 +125,31 @@ def plot_training_curves(histories: pd.DataFrame, data_label: str) -> Figure:
                     markersize=3,
                     label=f"{phase} {part}",
                 )
-    for axis in (loss_axis, accuracy_axis):
+        for sense in senses:
+            accuracy = history[f"val_accuracy_{sense}"]
+            if accuracy.notna().any():
+                axes[2].plot(
+                    history["epoch"],
+                    accuracy,
+                    SENSE_LINE_STYLES[sense],
+                    color=colours[phase],
+                    marker="o",
+                    markersize=3,
+                    label=f"{phase} {sense} only",
+                )
+    for axis in axes:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_axis.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1), title="Accuracy")
     accuracy_axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    if senses:
+        axes[2].set(
+            xlabel="epoch",
+            ylabel="validation accuracy",
+            ylim=(0, 1),
+            title="Validation accuracy, each sense alone",
+        )
+        axes[2].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     figure.suptitle(f"Training curves (validation = held-out val split) — {data_label}")
     return figure
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from avshared.crema_d import EMOTIONS, LETTER_EMOTIONS, is_demo_root, parse_clip_id
+from avshared.evaluation.grid import check_cells_complete
 from avshared.splits import fold_splits
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ SYSTEM_PREDICTION_COLUMNS: tuple[str, ...] = (
     "predicted",  # index into crema_d.EMOTIONS
     "weight",  # 1 per clip for models; votes (or a share of a tied majority) for the crowd
     "fold",  # the fold whose test set the clip is in (0 for a single split)
+    # the model's seed (index into training.seeds); missing for references and humans, who have
+    # none: the paired tests compare each seed's predictions with the same rows of theirs
+    "seed",
 )
 #: Columns of `{phase}.test_predictions` that reporting reads (`emotion` is the acted one).
 MODEL_PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -85,7 +89,9 @@ def detect_data_label(crema_d_root: str, phase_metrics: dict[str, dict]) -> str:
 
 
 def collect_phase_metrics(**metrics_by_phase: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each phase's metrics JSON, keyed by phase, in the order of the pipeline's phases."""
+    """Each phase's metrics JSON, keyed by phase, in the order of the pipeline's phases; refuses
+    phases with missing or stale cells (``grid.check_cells_complete``)."""
+    check_cells_complete(metrics_by_phase)
     return dict(metrics_by_phase)
 
 
@@ -136,8 +142,9 @@ def gather_model_predictions(
                 "target": _emotion_indices(predictions["emotion"], f"{phase}.test_predictions"),
                 "predicted": predictions["predicted"],
                 "weight": 1.0,
-                # Written before folds existed: a single split.
+                # Written before folds (seeds) existed: a single split (one seed).
                 "fold": predictions.get("fold", 0),
+                "seed": predictions.get("seed", 0),
             }
         )
         own_first = frame.sort_values("condition", key=lambda c: c != own, kind="stable")
@@ -181,6 +188,7 @@ def predict_reference_baselines(
             "target": test["label"].to_numpy(),
             "weight": 1.0,
             "fold": test["fold"].to_numpy(),
+            "seed": pd.NA,
         }
     )
     majorities = sorted(set(test["majority"]))
@@ -244,7 +252,10 @@ def human_rater_predictions(crowd_labels: pd.DataFrame, split: pd.DataFrame) -> 
     majority["system"] = "crowd majority (" + majority["modality"] + ")"
 
     stacked = pd.concat([responses, majority], ignore_index=True).assign(
-        kind="human", phase=None, condition=lambda frame: frame["modality"].map(_human_condition)
+        kind="human",
+        phase=None,
+        condition=lambda frame: frame["modality"].map(_human_condition),
+        seed=pd.NA,
     )
     order = {f"{name} ({m})": i for i, (name, m) in enumerate(_human_systems())}
     stacked = stacked.sort_values("system", key=lambda s: s.map(order), kind="stable")
@@ -318,7 +329,9 @@ def _check_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
                 f"crema_d.EMOTIONS {EMOTIONS}) for systems "
                 f"{sorted(set(predictions.loc[outside, 'system']))}"
             )
-    return predictions.astype({"target": "int64", "predicted": "int64", "weight": "float64"})
+    return predictions.astype(
+        {"target": "int64", "predicted": "int64", "weight": "float64", "seed": "Int64"}
+    )
 
 
 def _split_with_labels(split: pd.DataFrame, clip_manifest: pd.DataFrame) -> pd.DataFrame:

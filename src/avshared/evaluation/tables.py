@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from avshared.crema_d import EMOTIONS, LEVELS
+from avshared.evaluation.grid import still_rising, summarise_endings
 from avshared.evaluation.scoring import (
     SCORE_NAMES,
     classification_scores,
@@ -36,6 +37,7 @@ PAIRED_COLUMNS: tuple[str, ...] = (
     "system_a",
     "system_b",
     "clips",
+    "seeds",
     "unit",
     "units",
     "accuracy_a",
@@ -59,13 +61,16 @@ FOLD_SCORE_COLUMNS: tuple[str, ...] = ("system", "kind", "fold", "test_clips", *
 TABLE_SCORES: tuple[str, ...] = (*SCORE_NAMES, "crowd_agreement")
 
 
-#: Columns each `{phase}.training_history` must have, one row per epoch.
+#: Columns of the stacked training histories, one row per epoch: each phase's own (a phase trained
+#: without a validation split lacks the val columns, a one-modality phase the per-sense ones).
 HISTORY_COLUMNS: tuple[str, ...] = (
     "epoch",
     "train_loss",
     "val_loss",
     "train_accuracy",
     "val_accuracy",
+    "val_accuracy_audio",
+    "val_accuracy_video",
 )
 
 
@@ -110,16 +115,22 @@ def compare_pairs(
     For each pair of ``paired["pairs"]`` present in this report: accuracy of A minus accuracy of B,
     with a percentile bootstrap interval on the resamples every score of the report uses (same
     seed, same unit: clips, or actors under k-fold), and a two-sided p-value (exact McNemar for two
-    models resampled by clip; a sign-flip permutation test by actor, or where human raters are
-    scored by their share of correct responses per clip). p-values are Holm-adjusted across the
-    table; the verdict reads the adjusted p-value against ``paired["alpha"]``.
+    models of one seed resampled by clip; a sign-flip permutation test by clip with several seeds,
+    by actor, or where human raters are scored by their share of correct responses per clip).
+    p-values are Holm-adjusted across the table; the verdict reads the adjusted p-value against
+    ``paired["alpha"]``.
+
+    Rows are paired on clip x seed (``_paired_rows``): seed i of A against seed i of B, and a
+    system without seeds (human raters, references) against each seed of the other with the same
+    rows. With several seeds the resampled and permuted unit stays the clip (or actor), all its
+    seeds together, so that the seeds of one clip never count as independent clips.
 
     Human raters are compared on each clip's share of correct responses (every clip counts once),
     which can differ slightly from their per-response accuracy in the comparison table.
     """
     alpha = float(paired["alpha"])
-    correctness = _clip_correctness(predictions)
-    present = set(correctness.columns)
+    correctness = _correctness(predictions)
+    present = set(correctness["system"])
     pairs = [tuple(pair) for pair in paired["pairs"]]
     skipped = [pair for pair in pairs if not set(pair) <= present]
     if skipped:
@@ -127,11 +138,13 @@ def compare_pairs(
     by_actor = bootstrap["unit"] == "actor"
     rows = []
     for system_a, system_b in (pair for pair in pairs if pair not in skipped):
-        both = correctness.loc[:, [system_a, system_b]].dropna()
+        both = _paired_rows(correctness, system_a, system_b)
+        seeds = int(both["seed"].nunique())
+        groups = "actor" if by_actor else "clip_id" if seeds > 1 else None
         result = paired_difference(
-            both[system_a].to_numpy(),
-            both[system_b].to_numpy(),
-            groups=both.index.get_level_values("actor").to_numpy() if by_actor else None,
+            both["a"].to_numpy(),
+            both["b"].to_numpy(),
+            groups=both[groups].to_numpy() if groups else None,
             n_boot=int(bootstrap["n_boot"]),
             seed=int(bootstrap["seed"]),
             confidence=float(bootstrap["confidence"]),
@@ -141,11 +154,12 @@ def compare_pairs(
             {
                 "system_a": system_a,
                 "system_b": system_b,
-                "clips": result.clips,
+                "clips": int(both["clip_id"].nunique()),
+                "seeds": seeds,
                 "unit": "actor" if by_actor else "clip",
                 "units": result.units,
-                "accuracy_a": float(both[system_a].mean()),
-                "accuracy_b": float(both[system_b].mean()),
+                "accuracy_a": float(both["a"].mean()),
+                "accuracy_b": float(both["b"].mean()),
                 "difference": result.difference,
                 "difference_low": result.low,
                 "difference_high": result.high,
@@ -169,12 +183,39 @@ def _verdict(difference: float, p_holm: float, alpha: float) -> str:
     return f"no detectable difference at {1 - alpha:.0%}"
 
 
-def _clip_correctness(predictions: pd.DataFrame) -> pd.DataFrame:
-    """(clip_id, actor) x system: how right each system is on each test clip, in [0, 1]."""
+def _correctness(predictions: pd.DataFrame) -> pd.DataFrame:
+    """system, clip_id, actor, seed (missing for systems without seeds) and ``correct``: how right
+    each system (each seed of it) is on each test clip, in [0, 1]."""
     hit = predictions.assign(hit=(predictions["target"] == predictions["predicted"]).astype(float))
     hit["weighted"] = hit["hit"] * hit["weight"]
-    sums = hit.groupby(["clip_id", "actor", "system"], sort=True)[["weighted", "weight"]].sum()
-    return (sums["weighted"] / sums["weight"]).unstack("system")
+    keys = ["system", "clip_id", "actor", "seed"]
+    sums = hit.groupby(keys, sort=True, dropna=False)[["weighted", "weight"]].sum()
+    return (sums["weighted"] / sums["weight"]).rename("correct").reset_index()
+
+
+def _paired_rows(correctness: pd.DataFrame, system_a: str, system_b: str) -> pd.DataFrame:
+    """clip_id, actor, seed, ``a`` and ``b``: the two systems' correctness on the clips both were
+    tested on, paired on clip x seed; a system without seeds is paired with every seed of the
+    other (each seed's predictions against the same human or reference rows). Sorted by clip."""
+    frames = [
+        correctness.loc[correctness["system"] == system, ["clip_id", "actor", "seed", "correct"]]
+        .rename(columns={"correct": side})
+        .reset_index(drop=True)
+        for system, side in ((system_a, "a"), (system_b, "b"))
+    ]
+    seeded = [frame["seed"].notna().any() for frame in frames]
+    keys = ["clip_id", "actor"]
+    if all(seeded):
+        keys.append("seed")
+    else:
+        frames = [
+            frame if has_seeds else frame.drop(columns="seed")
+            for frame, has_seeds in zip(frames, seeded, strict=True)
+        ]
+    both = frames[0].merge(frames[1], on=keys, how="inner")
+    if "seed" not in both:
+        both["seed"] = pd.NA
+    return both.sort_values(["clip_id", "seed"], kind="stable", ignore_index=True)
 
 
 def _system_order(predictions: pd.DataFrame):
@@ -195,7 +236,12 @@ def score_systems(
 
     Returns:
         system, kind, phase, condition, inputs, test_clips, then ``<score>``, ``<score>_low`` and
-        ``<score>_high`` for every score, crowd_modality and crowd_agreement_clips.
+        ``<score>_high`` for every score, crowd_modality and crowd_agreement_clips, ``seeds``
+        (a model's seeds, 0 for references and humans) and, for the scores of ``SCORE_NAMES``,
+        ``<score>_seed_mean`` and ``<score>_seed_sd``: the mean and sd over the seeds of each
+        seed's score (its predictions of every test clip, pooled over the folds), NaN with fewer
+        than two seeds. ``<score>`` itself pools every seed's predictions (each test clip counts
+        once per seed) and its interval resamples clips (or actors) with all their seeds.
         ``crowd_agreement`` (models only) is the share of test clips whose prediction equals the
         crowd's majority vote in the modality presenting the model's inputs (voice for audio,
         face for video, audiovisual for both), over the clips without a tied majority.
@@ -231,8 +277,23 @@ def score_systems(
             value, low, high = estimates.get(name, (np.nan, np.nan, np.nan))
             row |= {name: value, f"{name}_low": low, f"{name}_high": high}
         row |= {"crowd_modality": modality, "crowd_agreement_clips": agreement_clips}
-        rows.append(row)
+        rows.append(row | _spread_over_seeds(rows_of_system))
     return pd.DataFrame(rows)
+
+
+def _spread_over_seeds(rows: pd.DataFrame) -> dict[str, float]:
+    """``seeds`` and each score's mean and sd over the seeds (NaN with fewer than two)."""
+    per_seed = [
+        classification_scores(part["target"], part["predicted"], part["weight"])
+        for _, part in rows.groupby("seed", sort=True)
+    ]
+    spread: dict[str, float] = {"seeds": len(per_seed)}
+    for name in SCORE_NAMES:
+        values = [scores[name] for scores in per_seed]
+        several = len(values) > 1
+        spread[f"{name}_seed_mean"] = float(np.mean(values)) if several else np.nan
+        spread[f"{name}_seed_sd"] = float(np.std(values, ddof=1)) if several else np.nan
+    return spread
 
 
 def score_per_emotion_and_level(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -304,9 +365,10 @@ def format_comparison_table(
     protocol: dict[str, Any],
     fold_scores: pd.DataFrame,
     paired: pd.DataFrame,
+    budgets: pd.DataFrame,
 ) -> tuple[pd.DataFrame, str]:
     """The comparison table for people: each score as ``0.512 [0.471, 0.553]``, as CSV, and a
-    Markdown document with the table and the paired comparisons.
+    Markdown document with the table, the paired comparisons and the training budgets.
 
     Args:
         scores: ``score_systems`` output.
@@ -317,6 +379,8 @@ def format_comparison_table(
             mean +- sd over the folds (``accuracy_over_folds``).
         fold_scores: ``score_folds`` output.
         paired: ``compare_pairs`` output.
+        budgets: ``grid.assess_training_budgets`` output: how each cell's training ended, summed
+            up per row in ``ended_by``; the Markdown lists the cells still learning at the cap.
 
     Returns:
         The formatted table and the Markdown document.
@@ -346,11 +410,24 @@ def format_comparison_table(
             f"{spread.loc[system, 'mean']:.3f} ± {spread.loc[system, 'std']:.3f}"
             for system in table["system"]
         ]
+    seeds = int(scores["seeds"].max())
+    if seeds > 1:
+        table["accuracy_over_seeds"] = [
+            f"{mean:.3f} ± {sd:.3f}" if np.isfinite(mean) else "—"
+            for mean, sd in zip(
+                scores["accuracy_seed_mean"], scores["accuracy_seed_sd"], strict=True
+            )
+        ]
     table["crowd_reference"] = [
         f"{modality} majority, {clips} untied clips" if isinstance(modality, str) else "—"
         for modality, clips in zip(
             scores["crowd_modality"], scores["crowd_agreement_clips"], strict=True
         )
+    ]
+    endings = summarise_endings(budgets)
+    table["ended_by"] = [
+        endings.get(phase, "—") if kind == "model" else "—"
+        for phase, kind in zip(scores["phase"], scores["kind"], strict=True)
     ]
     interval = (
         f"{bootstrap['confidence']:.0%} percentile bootstrap intervals over test "
@@ -363,12 +440,28 @@ def format_comparison_table(
         if protocol["folds"] > 1
         else single_split_caveat(protocol, bootstrap)
     )
+    seeds_caption = (
+        f" Each model row pools its {seeds} seeds' predictions (every test clip counts once per "
+        "seed; the intervals resample clips or actors with all their seeds), and "
+        "`accuracy_over_seeds` is the mean ± sd of the seeds' accuracies; human and reference "
+        "rows have no seeds."
+        if seeds > 1
+        else ""
+    )
+    pairing = (
+        " Pairs are matched on clip and seed (seed i of A against seed i of B; human raters and "
+        "references, who have no seeds, against every seed with the same rows), tested and "
+        f"resampled by {bootstrap['unit']} with all its seeds."
+        if seeds > 1
+        else ""
+    )
     markdown = "\n".join(
         [
             f"# Emotion recognition on the test clips — {data_label}",
             "",
             f"Protocol: {protocol['name']}. Scores on the held-out test clips with {interval}."
-            f"{folds} Column meanings: docs/results.md.",
+            f"{folds}{seeds_caption} `ended_by`: what ended each row's trainings (one per fold "
+            "and seed), see below. Column meanings: docs/results.md.",
             "",
             markdown_table(table),
             "",
@@ -376,11 +469,15 @@ def format_comparison_table(
             "",
             "Accuracy of A minus accuracy of B on the clips both were tested on, with a paired "
             "bootstrap interval on the same resamples as above; p-values Holm-adjusted over the "
-            "table (docs/results.md).",
+            f"table (docs/results.md).{pairing}",
             "",
             markdown_table(format_paired_comparisons(paired)),
             "",
             sharing_fusion_section(table, paired),
+            "## Training budgets",
+            "",
+            budget_note(budgets),
+            "",
         ]
     )
     return table, markdown
@@ -478,6 +575,24 @@ def _cell(accuracy: dict[str, str], system: str | None) -> str:
     return f"{system}: {accuracy[system]}"
 
 
+def budget_note(budgets: pd.DataFrame) -> str:
+    """The report's word on the epoch budget: which rows had cells still learning at the cap."""
+    definition = (
+        "`early stop`: early stopping ended the training; `cap`: it reached `max_epochs` after "
+        "its validation accuracy had levelled off; `cap, still rising`: it reached `max_epochs` "
+        "with its best validation accuracy in the last `patience` epochs, so more epochs might "
+        "have helped (docs/results.md)."
+    )
+    flagged = still_rising(budgets)
+    if not flagged:
+        return f"No row was still learning at the epoch cap. {definition}"
+    rows = "; ".join(f"{phase} ({', '.join(cells)})" for phase, cells in flagged.items())
+    return (
+        f"**Still learning at the epoch cap**: {rows}. Raise `trainer.max_epochs` until no row "
+        f"is flagged. {definition}"
+    )
+
+
 def format_paired_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
     """The paired comparisons for people: accuracies, difference with interval, p-values."""
     return pd.DataFrame(
@@ -485,6 +600,7 @@ def format_paired_comparisons(paired: pd.DataFrame) -> pd.DataFrame:
             "A": paired["system_a"],
             "B": paired["system_b"],
             "clips": paired["clips"],
+            "seeds": paired["seeds"],
             "accuracy A": paired["accuracy_a"].map("{:.3f}".format),
             "accuracy B": paired["accuracy_b"].map("{:.3f}".format),
             "A - B [95% CI]": [
@@ -533,17 +649,20 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def collect_training_histories(**history_by_phase: pd.DataFrame) -> pd.DataFrame:
-    """The phases' per-epoch histories in one long table: phase, fold, then ``HISTORY_COLUMNS``.
+    """The phases' per-epoch histories in one long table: phase, fold, seed (index into
+    ``training.seeds``), then ``HISTORY_COLUMNS``; one run of epochs per phase and cell.
 
-    Validation columns are NaN for a phase trained without a validation split.
+    Validation columns are NaN for a phase trained without a validation split, the per-sense
+    validation accuracies (``val_accuracy_audio``, ``val_accuracy_video``) for a one-modality phase.
     """
     frames = []
     for phase, history in history_by_phase.items():
         _require_columns(history, REQUIRED_HISTORY_COLUMNS, f"{phase}.training_history")
-        fold = history.get("fold", 0)
-        frames.append(history.reindex(columns=list(HISTORY_COLUMNS)).assign(phase=phase, fold=fold))
+        # Written before folds (seeds) existed: a single split (one seed).
+        cell = {"fold": history.get("fold", 0), "seed": history.get("seed", 0)}
+        frames.append(history.reindex(columns=list(HISTORY_COLUMNS)).assign(phase=phase, **cell))
     histories = pd.concat(frames, ignore_index=True)
-    return histories.loc[:, ["phase", "fold", *HISTORY_COLUMNS]]
+    return histories.loc[:, ["phase", "fold", "seed", *HISTORY_COLUMNS]]
 
 
 def _bootstrap_groups_column(bootstrap: dict[str, Any]) -> str:

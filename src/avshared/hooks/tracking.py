@@ -5,8 +5,8 @@
 ``kedro run``: one per namespace (phase) whose ``<phase>.mlflow_run`` the pipeline reads or whose
 kedro-mlflow datasets it writes, named after it. It puts ``{"run_id", "tracking_uri"}`` in the
 catalog as ``<phase>.mlflow_run`` (None when tracking is off, or in a process other than global
-rank 0); runs per fold and curriculum stage are nested in it by the training code
-(``avshared.training.tracking.nested_run``). Training logs into the phase's run
+rank 0); runs per cell (fold x seed) and curriculum stage are nested in it by the training
+code (``avshared.training.tracking.nested_run``). Training logs into the phase's run
 through Lightning's MLFlowLogger, and the phase's kedro-mlflow datasets (``<phase>.test_scores``,
 ``<phase>.confusion_matrix``: any dataset of the namespace with a ``run_id``) log into it because
 the hook sets their ``run_id``; without a run their logging is switched off, as kedro-mlflow does

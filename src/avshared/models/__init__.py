@@ -1,5 +1,5 @@
 """Plain torch.nn modules: modality embeddings, the shared encoder, heads, the baseline and the
-masked autoencoder that pretrains them."""
+shared encoder fused late or mid-way, and the masked autoencoder that pretrains them."""
 
 from avshared.models.baseline import SeparateEncodersClassifier
 from avshared.models.builder import MODEL_KINDS, build_model, count_parameters, restore_model
@@ -10,6 +10,8 @@ from avshared.models.encoder import SharedEncoder
 from avshared.models.head import ClassificationHead
 from avshared.models.masked_autoencoder import DecoderConfig, MaskedAutoencoder
 from avshared.models.shared import SharedEncoderClassifier
+from avshared.models.shared_late import SharedLateFusionClassifier
+from avshared.models.shared_mid import SharedMidFusionClassifier
 from avshared.models.vit_checkpoint import (
     VitLoadReport,
     load_vit_into_classifier,
@@ -29,6 +31,8 @@ __all__ = [
     "SeparateEncodersClassifier",
     "SharedEncoder",
     "SharedEncoderClassifier",
+    "SharedLateFusionClassifier",
+    "SharedMidFusionClassifier",
     "VideoPatchEmbedding",
     "VitLoadReport",
     "build_model",

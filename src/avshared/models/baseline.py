@@ -19,6 +19,7 @@ from avshared.models.classifier import (
     EmotionClassifier,
     build_embedding,
     build_encoder,
+    mean_over_present,
 )
 from avshared.models.config import ModelConfig
 from avshared.models.head import ClassificationHead
@@ -52,13 +53,34 @@ class SeparateEncodersClassifier(EmotionClassifier):
         video_present: Tensor | None = None,
     ) -> Tensor:
         """Inputs as in the class docstring; ``*_present`` (B,) bool flags, False = missing."""
+        return mean_over_present(
+            *self.modality_logits(
+                audio, video, audio_present=audio_present, video_present=video_present
+            )
+        )
+
+    def modality_logits(
+        self,
+        audio: Tensor | None = None,
+        video: Tensor | None = None,
+        *,
+        audio_present: Tensor | None = None,
+        video_present: Tensor | None = None,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor | None]]:
+        """What ``forward`` fuses: per given modality, its branch's logits (B, num_classes), and
+        its presence flags (B,) after modality dropout (None: present in every sample).
+
+        Training strategies that weigh the senses against each other (OGM-GE,
+        ``avshared.training.strategies``) read the branches' logits of the very forward they train.
+        """
         inputs, present = self._gather(audio, video, audio_present, video_present)
-        logit_sum: Tensor | None = None
-        weight_sum: Tensor | float = 0.0
-        for modality, x in inputs.items():
-            logits = self.heads[modality](self.encoders[modality](self.embeddings[modality](x)))
-            flag = present[modality]
-            weight = 1.0 if flag is None else flag.to(logits.dtype).unsqueeze(1)
-            logit_sum = logits * weight if logit_sum is None else logit_sum + logits * weight
-            weight_sum = weight_sum + weight
-        return logit_sum / weight_sum
+        logits = {
+            modality: self.heads[modality](self.encoders[modality](self.embeddings[modality](x)))
+            for modality, x in inputs.items()
+        }
+        return logits, present
+
+    def branch_parameters(self, modality: str) -> list[nn.Parameter]:
+        """The parameters that read ``modality`` alone: its embedding's and its encoder's (not its
+        head's). OGM-GE modulates their gradients."""
+        return [*self.embeddings[modality].parameters(), *self.encoders[modality].parameters()]

@@ -12,18 +12,24 @@ from avshared.models.baseline import SeparateEncodersClassifier
 from avshared.models.classifier import EmotionClassifier
 from avshared.models.config import ModelConfig
 from avshared.models.shared import SharedEncoderClassifier
+from avshared.models.shared_late import SharedLateFusionClassifier
+from avshared.models.shared_mid import SharedMidFusionClassifier
 
-#: Model kinds: the proposed shared encoder, and the separate-encoders baseline.
+#: Model kinds: the proposed shared encoder (early fusion), the separate-encoders baseline (late
+#: fusion), and the cells between them: the shared encoder fused late, and mid fusion (per-modality
+#: first layers, shared upper layers).
 MODEL_KINDS: dict[str, type[EmotionClassifier]] = {
     "shared": SharedEncoderClassifier,
     "separate": SeparateEncodersClassifier,
+    "shared_late": SharedLateFusionClassifier,
+    "shared_mid": SharedMidFusionClassifier,
 }
 
 
 def build_model(
     kind: str, modalities: str | Sequence[str], config: ModelConfig | None = None
 ) -> EmotionClassifier:
-    """A classifier: ``kind`` "shared" | "separate"; ``modalities`` as in ``parse_modalities``."""
+    """A classifier: ``kind`` one of ``MODEL_KINDS``; ``modalities`` as in ``parse_modalities``."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
     return MODEL_KINDS[kind](modalities, config or ModelConfig())

@@ -1,8 +1,9 @@
-"""What the two emotion classifiers have in common: modalities, input checks, modality dropout.
+"""What the emotion classifiers have in common: modalities, input checks, modality dropout, and
+the two ways they leave a missing modality out (a key-padding mask, a mean over present modalities).
 
-Both ``SharedEncoderClassifier`` and ``SeparateEncodersClassifier`` are called the same way,
-``model(audio=..., video=...) -> logits (B, num_classes)``, where either input may be None, and both
-accept per-sample presence flags ``audio_present``/``video_present`` (B,) bool for batches in which
+Every classifier of ``MODEL_KINDS`` is called the same way,
+``model(audio=..., video=...) -> logits (B, num_classes)``, where either input may be None, and each
+accepts per-sample presence flags ``audio_present``/``video_present`` (B,) bool for batches in which
 some samples lack a modality.
 """
 
@@ -70,6 +71,31 @@ def build_encoder(config: ModelConfig) -> SharedEncoder:
         config.dropout,
         norm_eps=config.norm_eps,
     )
+
+
+def token_mask(present: Tensor | None, batch: int, tokens: int, device: torch.device) -> Tensor:
+    """(B,) presence -> (B, tokens) key-padding mask, True where the modality is missing."""
+    if present is None:
+        return torch.zeros(batch, tokens, dtype=torch.bool, device=device)
+    return (~present).unsqueeze(1).expand(batch, tokens)
+
+
+def mean_over_present(logits: dict[str, Tensor], present: dict[str, Tensor | None]) -> Tensor:
+    """Late fusion: per sample, the mean of the modalities' logits (B, num_classes) over the
+    modalities present in it (``present`` as ``EmotionClassifier._gather`` returns it).
+
+    A sample with one modality present gets exactly that modality's logits.
+    """
+    logit_sum: Tensor | None = None
+    weight_sum: Tensor | float = 0.0
+    for modality, modality_logits in logits.items():
+        flag = present[modality]
+        weight = 1.0 if flag is None else flag.to(modality_logits.dtype).unsqueeze(1)
+        weighted = modality_logits * weight
+        logit_sum = weighted if logit_sum is None else logit_sum + weighted
+        weight_sum = weight_sum + weight
+    assert logit_sum is not None, "no modality's logits to fuse"
+    return logit_sum / weight_sum
 
 
 class EmotionClassifier(nn.Module):

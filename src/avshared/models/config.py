@@ -18,7 +18,10 @@ class ModelConfig:
     modalities are given, of dropping one of them (audio or video with equal odds, never both).
     ``norm_eps`` is the epsilon of the encoder's LayerNorms (1e-6 to match a timm ViT's weights);
     ``positions`` the embeddings' position layout, "factorised" (per-axis vectors, summed) or
-    "grid" (one vector per 2-D grid position, as a ViT; see ``embeddings``).
+    "grid" (one vector per 2-D grid position, as a ViT; see ``embeddings``). ``separate_layers``
+    is read by the mid-fusion model only (``shared_mid``): how many of its ``depth`` layers each
+    modality has to itself before the rest are shared over the joint sequence, 0 < k < depth; None
+    means ``depth // 2``.
     """
 
     dim: int = 128
@@ -36,6 +39,7 @@ class ModelConfig:
     modality_dropout: float = 0.0
     norm_eps: float = 1e-5
     positions: str = "factorised"
+    separate_layers: int | None = None
 
     def __post_init__(self) -> None:
         # YAML parameters arrive as lists; keep the dataclass hashable and comparable.
@@ -58,6 +62,12 @@ class ModelConfig:
             problems.append("norm_eps must be in (0, 1)")
         if self.positions not in ("factorised", "grid"):
             problems.append(f"positions must be 'factorised' or 'grid', not {self.positions!r}")
+        if self.separate_layers is not None and not 0 < self.separate_layers < self.depth:
+            problems.append(
+                f"separate_layers ({self.separate_layers}) must be between 1 and depth - 1 = "
+                f"{self.depth - 1}, so that some layers are per modality and some shared; or None "
+                "for depth // 2"
+            )
         if self.num_classes < 2:
             problems.append("num_classes must be at least 2")
         if len(self.audio_patch) != 2:

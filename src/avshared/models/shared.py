@@ -18,6 +18,7 @@ from avshared.models.classifier import (
     EmotionClassifier,
     build_embedding,
     build_encoder,
+    token_mask,
 )
 from avshared.models.config import ModelConfig
 from avshared.models.head import ClassificationHead
@@ -79,16 +80,9 @@ class SharedEncoderClassifier(EmotionClassifier):
         if any(flag is not None for flag in present.values()):
             mask = torch.cat(
                 [
-                    _token_mask(present[m], t.shape[0], t.shape[1], t.device)
+                    token_mask(present[m], t.shape[0], t.shape[1], t.device)
                     for m, t in zip(inputs, tokens, strict=True)
                 ],
                 dim=1,
             )
         return torch.cat(tokens, dim=1), mask, spans
-
-
-def _token_mask(present: Tensor | None, batch: int, tokens: int, device: torch.device) -> Tensor:
-    """(B,) presence -> (B, tokens) key-padding mask, True where the modality is missing."""
-    if present is None:
-        return torch.zeros(batch, tokens, dtype=torch.bool, device=device)
-    return (~present).unsqueeze(1).expand(batch, tokens)

@@ -14,8 +14,16 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
-#: The per-epoch metrics every phase records, under the same names in MLflow and the history.
-EPOCH_METRICS: tuple[str, ...] = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+#: The per-epoch metrics a phase records, under the same names in MLflow and the history: every
+#: phase the first four, a two-modality phase also the validation accuracy of each sense alone.
+EPOCH_METRICS: tuple[str, ...] = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_accuracy_audio",
+    "val_accuracy_video",
+)
 
 
 class EpochHistory(L.Callback):

@@ -91,8 +91,12 @@ def resolve_precision(setting: str, accelerator: str) -> str:
     return "32-true"
 
 
-def resolve_strategy(setting: str, accelerator: str, processes: int) -> Strategy | str:
-    """The Lightning strategy for ``processes`` processes in all (devices x nodes)."""
+def resolve_strategy(
+    setting: str, accelerator: str, processes: int, *, find_unused_parameters: bool = False
+) -> Strategy | str:
+    """The Lightning strategy for ``processes`` processes in all (devices x nodes).
+    ``find_unused_parameters`` for a training strategy whose steps may leave some parameters
+    without a gradient (DDP would otherwise wait for them)."""
     external = launched_by_cluster()
     if setting == "ddp" and not external:
         raise ValueError(
@@ -103,9 +107,10 @@ def resolve_strategy(setting: str, accelerator: str, processes: int) -> Strategy
     if processes == 1 and not external:
         return "auto"  # one device: nothing to distribute
     backend = "nccl" if accelerator == "gpu" else "gloo"
+    ddp = {"process_group_backend": backend, "find_unused_parameters": find_unused_parameters}
     if external or setting == "ddp":
-        return DDPStrategy(process_group_backend=backend)
-    return DDPStrategy(start_method="spawn", process_group_backend=backend)
+        return DDPStrategy(**ddp)
+    return DDPStrategy(start_method="spawn", **ddp)
 
 
 @dataclass(frozen=True)
@@ -149,9 +154,15 @@ def resolve_workers(setting: int | str, accelerator: str, processes_per_node: in
     return max(0, min(MAX_AUTO_WORKERS, (cores or 1) // processes_per_node - 1))
 
 
-def trainer_settings(trainer: Mapping[str, Any], data: Mapping[str, Any]) -> TrainerSettings:
+def trainer_settings(
+    trainer: Mapping[str, Any],
+    data: Mapping[str, Any],
+    *,
+    find_unused_parameters: bool = False,
+) -> TrainerSettings:
     """Resolve the trainer and loader parameters of a phase (checked by avshared.training.schema) on
-    this machine; raises on devices it lacks."""
+    this machine; raises on devices it lacks. ``find_unused_parameters`` as in
+    ``resolve_strategy``."""
     accelerator = resolve_accelerator(trainer["accelerator"])
     devices = resolve_devices(trainer["devices"], accelerator)
     num_nodes = trainer["num_nodes"]
@@ -163,7 +174,12 @@ def trainer_settings(trainer: Mapping[str, Any], data: Mapping[str, Any]) -> Tra
         accelerator=accelerator,
         devices=devices,
         num_nodes=num_nodes,
-        strategy=resolve_strategy(trainer["strategy"], accelerator, processes),
+        strategy=resolve_strategy(
+            trainer["strategy"],
+            accelerator,
+            processes,
+            find_unused_parameters=find_unused_parameters,
+        ),
         precision=resolve_precision(trainer["precision"], accelerator),
         accumulate_grad_batches=accumulate,
         batch_size_per_process=data["batch_size"] // per_step,

@@ -15,24 +15,15 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from avshared.training.data import NO_LABEL
+from avshared.training.strategies import TrainingStrategy, soft_cross_entropy
 
 #: How AdamW computes its update (``optimiser.implementation``); each gives the same update.
 ADAMW_IMPLEMENTATIONS: tuple[str, ...] = ("fused", "foreach", "for-loop")
-
-
-def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of ``-sum_c target_c * log softmax(logits)_c``.
-
-    ``target`` (B, C) is a distribution per sample: one-hot for a hard label (where this equals the
-    usual cross-entropy) or a crowd vote distribution for soft targets.
-    """
-    return -(target * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
 
 
 def inputs_of(batch: dict[str, Tensor], modalities: Sequence[str]) -> dict[str, Tensor]:
@@ -48,14 +39,27 @@ def spectrogram_standardiser(stats: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
     return mean, std
 
 
+def _accuracy(classes: int) -> MulticlassAccuracy:
+    return MulticlassAccuracy(
+        classes,
+        average="micro",
+        ignore_index=NO_LABEL,
+        # Checking the labels' values would read them back to the host.
+        validate_args=False,
+    )
+
+
 class EmotionClassifierModule(L.LightningModule):
     """Trains ``model`` (an avshared.models classifier) on batches of ``ClipDataModule``.
 
     Batches arrive raw (``audio`` float16 dB, ``video`` uint8); ``spectrogram_stats`` standardise
-    the audio on the device. Logs per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
-    ``val_accuracy`` (reduced over all processes). AdamW with a linear warm-up then cosine decay to
-    zero at ``max_epochs``, stepped every batch. ``predict_step`` returns class probabilities for
-    the inputs named by ``predict_modalities`` (default: all the model's).
+    the audio on the device. A training step is what ``strategy`` makes of the batch
+    (``avshared.training.strategies``; default: joint training). Logs per epoch ``train_loss``,
+    ``train_accuracy``, ``val_loss``, ``val_accuracy`` and, for a two-modality model, the
+    validation accuracy of each sense alone, ``val_accuracy_audio`` and ``val_accuracy_video``
+    (the model given only that input), all reduced over every process. AdamW with a linear warm-up
+    then cosine decay to zero at ``max_epochs``, stepped every batch. ``predict_step`` returns class
+    probabilities for the inputs named by ``predict_modalities`` (default: all the model's).
     """
 
     def __init__(
@@ -68,10 +72,12 @@ class EmotionClassifierModule(L.LightningModule):
         weight_decay: float = 0.0,
         warmup_epochs: float = 0.0,
         implementation: str = "fused",
+        strategy: TrainingStrategy | None = None,
     ):
         super().__init__()
         self.model = model
         self.modalities = tuple(modalities)
+        self.training_strategy = strategy or TrainingStrategy()
         self.predict_modalities = self.modalities
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -84,25 +90,17 @@ class EmotionClassifierModule(L.LightningModule):
         self.register_buffer("audio_mean", mean, persistent=False)
         self.register_buffer("audio_std", std, persistent=False)
         classes = model.config.num_classes
-        self.metrics = nn.ModuleDict(
-            {
-                f"{stage}_{name}": metric
-                for stage in ("train", "val")
-                for name, metric in (
-                    ("loss", MeanMetric()),
-                    (
-                        "accuracy",
-                        MulticlassAccuracy(
-                            classes,
-                            average="micro",
-                            ignore_index=NO_LABEL,
-                            # Checking the labels' values would read them back to the host.
-                            validate_args=False,
-                        ),
-                    ),
-                )
-            }
+        metrics: dict[str, nn.Module] = {}
+        for stage in ("train", "val"):
+            metrics |= {f"{stage}_loss": MeanMetric(), f"{stage}_accuracy": _accuracy(classes)}
+        # Each sense alone, as the evaluation's missing-modality conditions: does one sense lag?
+        self.single_sense_metrics = (
+            {modality: f"val_accuracy_{modality}" for modality in self.modalities}
+            if len(self.modalities) > 1
+            else {}
         )
+        metrics |= {name: _accuracy(classes) for name in self.single_sense_metrics.values()}
+        self.metrics = nn.ModuleDict(metrics)
 
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict:
         if "audio" in batch:
@@ -112,22 +110,40 @@ class EmotionClassifierModule(L.LightningModule):
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.model(**inputs_of(batch, self.modalities))
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        logits = self(batch)
-        loss = soft_cross_entropy(logits, batch["target"])
+    def _record(self, stage: str, batch: dict[str, Tensor], logits: Tensor, loss: Tensor) -> None:
         loss_metric, accuracy = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_accuracy"]
         loss_metric.update(loss.detach(), weight=len(batch["target"]))
         accuracy.update(logits.detach(), batch["label"])
         # Metric objects: Lightning computes them (synced over processes) at the epoch's end.
         self.log(f"{stage}_loss", loss_metric, on_step=False, on_epoch=True, logger=False)
         self.log(f"{stage}_accuracy", accuracy, on_step=False, on_epoch=True, logger=False)
-        return loss
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        step = self.training_strategy.training_loss(
+            self.model, inputs_of(batch, self.modalities), batch["target"], batch_idx
+        )
+        self._record("train", batch, step.logits, step.loss)
+        return step.objective
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "val")
+        logits = self(batch)
+        loss = soft_cross_entropy(logits, batch["target"])
+        self._record("val", batch, logits, loss)
+        for modality, name in self.single_sense_metrics.items():
+            accuracy = self.metrics[name]
+            accuracy.update(self.model(**inputs_of(batch, (modality,))), batch["label"])
+            self.log(name, accuracy, on_step=False, on_epoch=True, logger=False)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self.training_strategy.on_train_epoch_start(self.current_epoch)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # After every accumulated backward (and unscaling under 16-mixed), before clipping.
+        self.training_strategy.before_optimizer_step(self.model, self._sum_over_processes)
+
+    def _sum_over_processes(self, tensor: Tensor) -> Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         return self.model(**inputs_of(batch, self.predict_modalities)).float().softmax(dim=-1)

@@ -1,9 +1,10 @@
-"""Nodes of the training template, which runs once per phase (video, audio, bimodal, baseline).
+"""One model of a phase (one cell of its grid, ``cells``): its configuration, targets, training and
+evaluation, which the training template's nodes call through ``folds``.
 
-config -> targets -> trained model + history + training summary -> test predictions + metrics ->
-confusion matrix -> MLflow. Features and targets always meet by clip id. The training summary holds
-what reloading the model needs (kind, modalities, sizes, spectrogram statistics), so evaluation
-runs from the catalog alone (``kedro run --from-nodes=<phase>.evaluate_model``).
+config -> targets -> trained model + history + training summary -> test predictions + metrics.
+Features and targets always meet by clip id. The training summary holds what reloading the model
+needs (kind, modalities, sizes, spectrogram statistics), so evaluation runs from the catalog alone
+(``kedro run --pipelines=<phase> --tags=evaluate,gather``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from avshared.training.devices import TrainerSettings, trainer_settings
 from avshared.training.module import EmotionClassifierModule
 from avshared.training.pretrained import InitialWeights, apply_initial_weights
 from avshared.training.schema import MONITOR_MODES, resume_independent_paths
+from avshared.training.strategies import TRAINING_STRATEGIES, training_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +85,22 @@ def phase_config(
     *,
     phase: str,
     modalities: Sequence[str],
+    seeds: Sequence[int],
 ) -> dict[str, Any]:
     """One phase's training configuration: the shared defaults with the phase's overrides merged in
     (OmegaConf, key by key), and the phase's ``modalities`` (fixed by PHASE_MODALITIES).
 
-    Adds ``phase``, ``modalities`` and ``data_source`` (demo | crema-d). The values are checked
-    against ``avshared.training.schema`` once, when the pipeline starts (avshared.parameters).
+    Adds ``phase``, ``modalities``, ``data_source`` (demo | crema-d) and ``seeds``
+    (``training.seeds``: the phase trains once per seed and fold, ``avshared.training.cells``). The
+    values are checked against ``avshared.training.schema`` once, when the pipeline starts
+    (avshared.parameters).
     """
     merged = OmegaConf.merge(OmegaConf.create(defaults), OmegaConf.create(overrides or {}))
     config: dict[str, Any] = OmegaConf.to_container(merged, resolve=True)  # type: ignore[assignment]
     config["modalities"] = list(modalities)
     config["phase"] = phase
     config["data_source"] = data_source(crema_d_root)
+    config["seeds"] = [int(seed) for seed in seeds]
     return config
 
 
@@ -202,11 +208,17 @@ def sized_model_config(
     return _model_config(config["model"], **sizes)
 
 
+def without_resume_independent(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` without the parameters that do not change what a run computes
+    (``RESUME_INDEPENDENT``: checkpoint folder, loader workers, progress bar)."""
+    return without_paths(config, RESUME_INDEPENDENT)
+
+
 def _resume_description(
     config: Mapping[str, Any], model_config: ModelConfig, targets: pd.DataFrame
 ) -> dict[str, Any]:
     return {
-        "config": without_paths(config, RESUME_INDEPENDENT),
+        "config": without_resume_independent(config),
         "model": model_config.to_dict(),
         "clips": targets.loc[targets["split"] != "test", ["clip_id", "split"]].values.tolist(),
     }
@@ -216,10 +228,11 @@ def _phase_module(
     config: Mapping[str, Any], model_config: ModelConfig, spectrogram_stats: Mapping | None
 ) -> EmotionClassifierModule:
     """The seeded model in its Lightning module (same initial weights in every process)."""
-    L.seed_everything(config["seed"], workers=True, verbose=False)
+    L.seed_everything(config["seed_value"], workers=True, verbose=False)
     model = build_model(config["model"]["kind"], config["modalities"], model_config)
+    strategy = training_strategy(config["strategy"], model, config["modalities"], config["seed"])
     return EmotionClassifierModule(
-        model, config["modalities"], spectrogram_stats, **config["optimiser"]
+        model, config["modalities"], spectrogram_stats, **config["optimiser"], strategy=strategy
     )
 
 
@@ -239,7 +252,7 @@ def _trainer(
         gradient_clip_val=trainer["gradient_clip_val"],
         deterministic=trainer["deterministic"],
         callbacks=[
-            ReseedEveryEpoch(config["seed"]),
+            ReseedEveryEpoch(config["seed_value"]),
             EpochHistory(checkpoints.directory / HISTORY_FILE),
             *callbacks,
             EarlyStoppingAfterWarmUp(
@@ -305,12 +318,17 @@ def train_model(
     extra_callbacks: Sequence[Callback] = (),
     initial_weights: InitialWeights | None = None,
 ) -> tuple[nn.Module, pd.DataFrame, dict[str, Any]]:
-    """Train the phase's model on the train split, early-stopped on the val split, on the devices
-    and nodes of ``config["trainer"]``; resume from the phase's checkpoint when an earlier run of it
-    was interrupted. Logs to the phase's MLflow run ``mlflow_run`` (from PhaseRunsHook) if given.
+    """Train one model of the phase on the train split, early-stopped on the val split, on the
+    devices and nodes of ``config["trainer"]``; resume from its checkpoint when an earlier run of it
+    was interrupted. Logs to ``mlflow_run`` (the phase's or the cell's MLflow run) if given.
+
+    ``config`` is a cell's configuration (``avshared.training.cells.cell_config``): the phase's,
+    with the cell's ``fold``, ``seed`` (an index into ``seeds``), ``seed_value`` (which seeds the
+    initial weights, the training order and dropout) and its own ``checkpoint_dir``.
 
     Returns the best model (by ``early_stopping.monitor``; the catalog stores its state_dict), the
-    per-epoch history (epoch, train/val loss and accuracy, learning rate, throughput) and the
+    per-epoch history (epoch, train/val loss and accuracy, for two modalities also
+    ``val_accuracy_audio`` and ``val_accuracy_video``, learning rate, throughput) and the
     training summary: what reloading the model needs (``model_kind``, ``modalities``,
     ``model_config``, ``spectrogram_stats``), the phase configuration, parameter count, epochs,
     throughput, devices, clip counts and the MLflow run id. ``extra_callbacks`` are added to
@@ -324,7 +342,12 @@ def train_model(
     model_config = sized_model_config(config, stores)
     if initial_weights is not None:  # other starting weights: another run to resume
         config = {**config, "initial_weights": initial_weights.identity}
-    settings = trainer_settings(config["trainer"], config["data"])
+    strategy = TRAINING_STRATEGIES[config["strategy"]["kind"]]
+    settings = trainer_settings(
+        config["trainer"],
+        config["data"],
+        find_unused_parameters=not strategy.every_step_uses_every_parameter,
+    )
     checkpoints = PhaseCheckpoints(
         config["checkpoint_dir"],
         config["phase"],
@@ -340,7 +363,7 @@ def train_model(
         audio=stores.get("audio"),
         video=stores.get("video"),
         batch_size=settings.batch_size_per_process,
-        seed=config["seed"],
+        seed=config["seed_value"],
         loader=settings.loader,
     )
     run_logger = tracking.phase_logger(mlflow_run)
@@ -413,10 +436,10 @@ def load_trained_model(
 
     Refuses weights of another model configuration, naming the mismatch.
     """
-    if "per_fold" in training_summary:
+    if "per_cell" in training_summary:
         raise ValueError(
-            f"phase {training_summary['phase']!r} trained {training_summary['folds']} models, one "
-            "per fold: load one with avshared.training.folds.load_fold_model"
+            f"phase {training_summary['phase']!r} trained {len(training_summary['per_cell'])} "
+            "models, one per fold and seed: load one with avshared.training.folds.load_fold_model"
         )
     return restore_model(
         training_summary["model_kind"],

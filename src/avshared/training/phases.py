@@ -22,7 +22,14 @@ PHASE_MODALITIES: dict[str, tuple[str, ...]] = {
     # Started from the pretrain pipeline's encoders (init: pretrain): each beside its scratch row.
     "bimodal_pretrained": ("audio", "video"),
     "baseline_pretrained": ("audio", "video"),
+    # Sharing x fusion: the shared encoder fused late (shared_late) and mid-way (shared_mid).
+    "bimodal_late": ("audio", "video"),
+    "bimodal_mid": ("audio", "video"),
+    # Training strategies against modality imbalance (avshared.training.strategies).
+    "bimodal_alternating": ("audio", "video"),
+    "bimodal_unimodal_auxiliary": ("audio", "video"),
+    "baseline_ogm_ge": ("audio", "video"),
 }
-#: The phases of `kedro run`; `kedro run --pipelines=comparison` adds the label-source and
-#: curriculum rows (every phase of PHASE_MODALITIES).
+#: The phases of `kedro run`; `kedro run --pipelines=comparison` adds the label-source,
+#: curriculum, sharing x fusion and strategy rows (every phase of PHASE_MODALITIES).
 DEFAULT_PHASES: tuple[str, ...] = ("video", "audio", "bimodal", "baseline", "baseline_matched")

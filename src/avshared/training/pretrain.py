@@ -71,9 +71,10 @@ AUTOENCODERS: dict[str, dict[str, tuple[str, ...]]] = {
     "separate": {"separate_audio": ("audio",), "separate_video": ("video",)},
 }
 #: training.defaults keys a pretraining run takes (merged with pretrain.training).
-TRAINING_KEYS: tuple[str, ...] = ("seed", "model", "optimiser", "trainer", "data", "checkpoint_dir")
+TRAINING_KEYS: tuple[str, ...] = ("model", "optimiser", "trainer", "data", "checkpoint_dir")
 #: pretrain keys the engine reads.
 PRETRAIN_KEYS: tuple[str, ...] = (
+    "seed",
     "model_kinds",
     "mask_ratio",
     "decoder",

@@ -31,6 +31,7 @@ from avshared.models.config import PRESETS
 from avshared.training.devices import ACCELERATORS, STRATEGIES
 from avshared.training.module import ADAMW_IMPLEMENTATIONS
 from avshared.training.pretrained import SCRATCH, check_init
+from avshared.training.strategies import STRATEGY_KINDS
 
 TARGET_KINDS: tuple[str, ...] = ("acted", "perceived_majority", "perceived_soft")
 #: Early-stopping / best-checkpoint metrics and whether lower or higher is better.
@@ -105,6 +106,15 @@ class EarlyStoppingParameters(_Strict):
     patience: NonNegativeInt
 
 
+class StrategyParameters(_Strict):
+    """How a training step uses a batch (``avshared.training.strategies``); each option is read by
+    one strategy only."""
+
+    kind: _choice(STRATEGY_KINDS)  # type: ignore[valid-type]
+    auxiliary_weight: NonNegativeFloat  # unimodal_auxiliary
+    ogm_ge_alpha: PositiveFloat  # ogm_ge
+
+
 class TrainerParameters(_Strict):
     max_epochs: PositiveInt
     min_epochs: PositiveInt
@@ -138,12 +148,13 @@ class DataParameters(_Strict):
 
 class PhaseParameters(_Strict):
     """One phase's configuration, as the training engine takes it (before ``phase``,
-    ``modalities`` and ``data_source`` are added)."""
+    ``modalities``, ``data_source`` and ``seeds`` are added; each cell adds its ``fold`` and
+    ``seed``, avshared.training.cells)."""
 
-    seed: int
     target: TargetParameters
     model: ModelParameters
     optimiser: OptimiserParameters
+    strategy: StrategyParameters
     trainer: TrainerParameters
     data: DataParameters
     checkpoint_dir: str = Field(json_schema_extra=_RESUME_INDEPENDENT)

@@ -56,12 +56,14 @@ def build_model_spec(
     labels, the feature parameters and spectrogram normalisation used in training, the frame
     sampling, the prediction window, phase, data source and the phase's MLflow run id.
 
-    Under ``split.strategy: actor_kfold`` the phase trained one model per fold, each with its own
-    normalisation: the specification says so (``folds``) and is not deployable (no statistics).
+    Under ``split.strategy: actor_kfold`` or with several ``training.seeds`` the phase trained one
+    model per fold and seed (under k-fold each with its own normalisation): the specification says
+    so (``folds``, ``seeds``) and is not deployable (no statistics).
     """
     modalities = list(config["modalities"])
-    folds = training_summary.get("folds", 1)
-    spectrogram_stats = training_summary["spectrogram_stats"] if folds == 1 else None
+    folds, seeds = training_summary.get("folds", 1), training_summary.get("seeds", 1)
+    one_model = "per_cell" not in training_summary
+    spectrogram_stats = training_summary["spectrogram_stats"] if one_model else None
     features: dict[str, dict[str, Any]] = {}
     if "audio" in modalities:
         if log_mel_spectrograms is None:
@@ -90,6 +92,7 @@ def build_model_spec(
         "window_s": window_s,
         "mlflow_run_id": training_summary["mlflow_run_id"],
         "folds": folds,
+        "seeds": seeds,
     }
 
 

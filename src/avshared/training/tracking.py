@@ -3,11 +3,13 @@
 The phase's run is created by ``avshared.hooks.tracking.PhaseRunsHook`` (a child of the run
 kedro-mlflow opens for ``kedro run``) and reaches the nodes as ``<phase>.mlflow_run``:
 ``{"run_id", "tracking_uri"}``, or None when tracking is off or this process is not global rank 0.
-Under actor k-fold and with a curriculum (``folds.py``) each fold and stage trains in a run of its
-own, nested in the phase's (``nested_run``) and tagged ``fold`` / ``curriculum_stage``.
+When a phase has several cells (folds x seeds, ``folds.py``) and with a curriculum, each cell and
+stage trains in a run of its own, nested in the phase's (``nested_run``) and tagged ``fold`` and
+``seed`` (its index in ``training.seeds``; ``seed_value``: the number) / ``curriculum_stage``.
 Every phase logs the same names: parameters (the resolved phase configuration, flattened by
 Lightning with ``/``), per epoch ``train_loss``, ``train_accuracy``, ``val_loss``,
-``val_accuracy``, ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
+``val_accuracy`` (and, for two-modality phases, ``val_accuracy_audio`` and ``val_accuracy_video``:
+each sense alone), ``learning_rate``, ``train_seconds``, ``train_samples`` (step = epoch; the
 ``EpochHistory`` callback logs them), and at the end ``test_accuracy``, ``test_macro_f1``,
 ``test_uar`` (plus ``<metric>_<condition>`` for the single-modality conditions of two-modality
 phases), ``param_count``, ``train_samples_per_s``, ``epochs_trained`` (``summarise_test_scores``,
@@ -28,24 +30,31 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 
 def phase_tags(config: Mapping[str, Any]) -> dict[str, str]:
-    """Tags to filter runs by: phase, data (demo | crema-d), modalities, model kind, target."""
+    """Tags to filter runs by: phase, data (demo | crema-d), modalities, model kind, target,
+    training strategy."""
     tags = {
         "phase": config["phase"],
         "data": config["data_source"],
         "modalities": "+".join(config["modalities"]),
         "model_kind": config["model"]["kind"],
         "target": config["target"]["kind"],
+        "strategy": config["strategy"]["kind"],
     }
-    # k-fold and curriculum runs (avshared.training.folds) nest under the phase's run.
-    tags |= {key: str(config[key]) for key in ("fold", "curriculum_stage") if key in config}
+    # Cell and curriculum runs (avshared.training.folds) nest under the phase's run.
+    tags |= {
+        key: str(config[key])
+        for key in ("fold", "seed", "seed_value", "curriculum_stage")
+        if key in config
+    }
     return tags
 
 
 def run_name(config: Mapping[str, Any]) -> str:
-    """``bimodal``, or ``bimodal fold 2`` / ``bimodal_curriculum stage 1_audio`` for nested runs."""
+    """``bimodal``, or ``bimodal fold 2 seed 1`` / ``bimodal_curriculum fold 0 seed 0 stage
+    1_audio`` for nested runs."""
     parts = [config["phase"]]
     if "fold" in config:
-        parts.append(f"fold {config['fold']}")
+        parts.append(f"fold {config['fold']} seed {config['seed']}")
     if "curriculum_stage" in config:
         parts.append(f"stage {config['curriculum_stage']}")
     return " ".join(parts)
@@ -60,7 +69,7 @@ def phase_logger(mlflow_run: Mapping[str, str] | None) -> MLFlowLogger | None:
 
 def tag_run(mlflow_run: Mapping[str, str] | None, config: Mapping[str, Any]) -> None:
     """Tag a run with ``phase_tags(config)`` (nothing without a run): the phase's run when its
-    folds or curriculum stages, not the phase itself, train in runs of their own."""
+    cells or curriculum stages, not the phase itself, train in runs of their own."""
     set_tags(mlflow_run, phase_tags(config))
 
 
@@ -76,8 +85,8 @@ def set_tags(mlflow_run: Mapping[str, str] | None, tags: Mapping[str, str]) -> N
 def nested_run(
     parent: Mapping[str, str] | None, config: Mapping[str, Any]
 ) -> Iterator[dict[str, str] | None]:
-    """A run nested in ``parent`` (a phase's run from PhaseRunsHook, or a fold's run), named
-    ``run_name(config)`` and tagged ``phase_tags(config)``: one per fold and curriculum stage.
+    """A run nested in ``parent`` (a phase's run from PhaseRunsHook, or a cell's run), named
+    ``run_name(config)`` and tagged ``phase_tags(config)``: one per cell and curriculum stage.
 
     Yields ``{"run_id", "tracking_uri"}`` for ``train_model``'s MLFlowLogger, or None when
     ``parent`` is None (tracking off, or a global rank other than 0). The run ends with the block:
@@ -117,11 +126,7 @@ def log_phase_start(logger: MLFlowLogger, config: Mapping[str, Any], params: Map
 
 def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The test scores (per condition too), parameter count, throughput and epochs, as numbers."""
-    final = {name: metrics[name] for name in ("test_accuracy", "test_macro_f1", "test_uar")}
-    for condition, values in metrics["conditions"].items():
-        if condition != metrics["condition"]:
-            final |= {f"{name}_{condition}": value for name, value in values.items()}
-    final |= {
+    final = headline_scores(metrics) | {
         "param_count": metrics["param_count"],
         "train_samples_per_s": metrics["train_samples_per_s"],
         "epochs_trained": metrics["epochs"],
@@ -129,14 +134,27 @@ def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in final.items()}
 
 
+def headline_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """``test_accuracy``, ``test_macro_f1``, ``test_uar`` and ``<score>_<condition>`` for the
+    conditions other than the phase's own."""
+    final = {name: metrics[name] for name in ("test_accuracy", "test_macro_f1", "test_uar")}
+    for condition, values in metrics["conditions"].items():
+        if condition != metrics["condition"]:
+            final |= {f"{name}_{condition}": value for name, value in values.items()}
+    return {name: float(value) for name, value in final.items()}
+
+
 def summarise_test_scores(metrics: Mapping[str, Any]) -> dict[str, list[dict[str, float]]]:
     """The phase's final scores as kedro-mlflow's ``MlflowMetricsHistoryDataset`` logs them into
-    the phase's run: ``final_metrics`` at step 0 and, under actor k-fold, each fold's as
-    ``fold_<name>`` at step = fold (the fold runs keep their training curves)."""
+    the phase's run: ``final_metrics`` at step 0 and, when the phase has several folds or seeds,
+    each fold's test scores as ``fold_<name>`` at step = fold and each seed's as ``seed_<name>`` at
+    step = seed (the cells' runs keep their training curves)."""
     scores = {name: [{"value": value, "step": 0}] for name, value in final_metrics(metrics).items()}
-    for fold_metrics in metrics.get("per_fold", []):
-        for name, value in final_metrics(fold_metrics).items():
-            scores.setdefault(f"fold_{name}", []).append(
-                {"value": value, "step": int(fold_metrics["fold"])}
-            )
+    for unit in ("fold", "seed"):
+        for part in metrics.get(f"per_{unit}", []):
+            main = {**part, "condition": metrics["condition"]}
+            for name, value in headline_scores(main).items():
+                scores.setdefault(f"{unit}_{name}", []).append(
+                    {"value": value, "step": int(part[unit])}
+                )
     return scores

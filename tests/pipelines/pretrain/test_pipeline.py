@@ -14,10 +14,12 @@ from kedro.runner import SequentialRunner
 from avshared.pipeline_registry import register_pipelines
 from avshared.pipelines.pretrain import create_pipeline
 from avshared.pipelines.training import PHASE_MODALITIES, create_phase_pipeline
+from avshared.pipelines.training.pipeline import CELL_DATASETS
 from avshared.training.pretrained import initial_weights
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PRETRAIN_OUTPUTS = {"pretrained_encoder", "pretrain_summary"}
+PROJECT_CATALOG = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())
 
 
 def _parameters(name: str) -> dict:
@@ -64,7 +66,7 @@ def test_pretrain_is_registered_outside_the_default_and_before_every_comparison_
     assert not own & {node.name for node in pipelines["__default__"].nodes}
     comparison = [node.name for node in pipelines["comparison"].nodes]
     assert comparison.index("pretrain_encoders") < comparison.index(
-        "bimodal_pretrained.train_model"
+        "bimodal_pretrained.train_cells"
     )
     assert {"bimodal_pretrained", "baseline_pretrained"} <= set(pipelines)
 
@@ -99,6 +101,11 @@ def test_a_pretrained_phase_starts_each_fold_from_that_folds_pretraining(tiny_co
                 "filepath": str(tmp_path / "model_weights.pt"),
             },
         }
+        # The cells' partitioned datasets as the project's catalog defines them.
+        | {
+            f"{phase}.{name}": PROJECT_CATALOG[f"{{phase}}.{name}"] | {"path": str(tmp_path / name)}
+            for name in CELL_DATASETS
+        }
     )
     for name in ("clip_manifest", "split", "log_mel_spectrograms", "face_frames"):
         catalog[name] = getattr(tiny_corpus, name)
@@ -129,6 +136,9 @@ def test_a_pretrained_phase_starts_each_fold_from_that_folds_pretraining(tiny_co
     pretrain["training"]["trainer"] = {"max_epochs": 1}
     for name, value in {
         "training.defaults": defaults,
+        "training.seeds": training["seeds"],
+        "training.only_fold": None,
+        "training.only_seed": None,
         f"training.phases.{phase}": training["phases"][phase],
         "pretrain": pretrain,
         "pretrain.extra_inputs": None,
@@ -148,13 +158,14 @@ def test_a_pretrained_phase_starts_each_fold_from_that_folds_pretraining(tiny_co
         train = tiny_corpus.split.query(f"fold == {fold} and split == 'train'")["clip_id"]
         assert summary["per_fold"][str(fold)]["clips"] == train.tolist()
     training_summary = catalog.load(f"{phase}.training_summary")
-    for fold_summary in training_summary["per_fold"]:
+    assert sorted(cell["fold"] for cell in training_summary["per_cell"]) == [0, 1]
+    for fold_summary in training_summary["per_cell"]:
         fold = fold_summary["fold"]
         start = fold_summary["initialisation"]
         assert start["source"].endswith(f"fold {fold}")
         assert start["loaded_modules"] == ["embeddings.audio", "embeddings.video", "encoder"]
     # Each fold trained from its own fold's tensors (the identity of what it started from).
-    for fold_summary in training_summary["per_fold"]:
+    for fold_summary in training_summary["per_cell"]:
         fold = fold_summary["fold"]
         own = initial_weights(
             "pretrain",

@@ -45,6 +45,7 @@ REPORTS = {
     "per_level_scores",
     "confusion_matrices",
     "training_histories",
+    "training_budgets",
     "confusion_matrix_figures",
     "per_emotion_f1_figure",
     "training_curves_figure",
@@ -187,8 +188,8 @@ def test_reporting_pipeline_writes_labelled_reports_and_logs_them_to_mlflow(
 
 def test_no_reporting_node_calls_mlflow() -> None:
     """Tracking belongs to the catalog (kedro-mlflow datasets) and hooks, not to node code."""
-    from avshared.evaluation import figures, scoring, statistics, systems, tables
+    from avshared.evaluation import figures, grid, scoring, statistics, systems, tables
 
-    for module in (nodes, figures, scoring, statistics, systems, tables):
+    for module in (nodes, figures, grid, scoring, statistics, systems, tables):
         source = inspect.getsource(module)
         assert not re.search(r"^\s*(import|from) mlflow|\bmlflow\.", source, re.MULTILINE)

@@ -1,5 +1,6 @@
 """`kedro run` of one phase under actor k-fold, in a scratch project: every fold trains, and each
-fold's MLflow run is nested in the phase's run and tagged with its fold."""
+fold's MLflow run (its cell's, with the one seed) is nested in the phase's run and tagged with its
+fold."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_a_phase_trains_once_per_fold_and_logs_each_fold(tmp_path, scratch_proje
         parent = by_id[run.data.tags["mlflow.parentRunId"]]
         assert parent.data.tags["phase"] == run.data.tags["phase"] == "audio"
         assert "fold" not in parent.data.tags
-        assert run.info.run_name == f"audio fold {run.data.tags['fold']}"
+        assert run.info.run_name == f"audio fold {run.data.tags['fold']} seed 0"
         assert "val_accuracy" in run.data.metrics  # the fold's training curves
     # The phase's run: the pooled scores, and each fold's at step = fold.
     phase_run = by_id[folds[0].data.tags["mlflow.parentRunId"]]

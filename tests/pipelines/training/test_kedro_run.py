@@ -65,7 +65,7 @@ def test_phases_reuse_features_log_one_run_each_and_evaluate_from_the_catalog(
     assert sorted(children) == [("bimodal", "bimodal"), ("video", "video")]
 
     predictions = project / "data/07_model_output/bimodal/test_predictions.parquet"
-    cli.run(project, "--pipelines=bimodal", "--from-nodes=bimodal.evaluate_model")
+    cli.run(project, "--pipelines=bimodal", "--tags=evaluate,gather")
     first, again = (
         pd.read_parquet(predictions / v / predictions.name)
         for v in _versions(project, predictions.relative_to(project).as_posix())

@@ -5,7 +5,8 @@ the tables and figures to MLflow (kedro-mlflow's MlflowArtifactDataset): no node
 The nodes are the library's functions, named here for the pipeline: the systems
 (``avshared.evaluation.systems``), the unimodal ensembles (``avshared.evaluation.ensembles``), their
 scores, comparisons and tables (``avshared.evaluation.tables``, on ``scoring`` and
-``statistics``) and the figures (``avshared.evaluation.figures``).
+``statistics``), the grid of cells behind each model row (``avshared.evaluation.grid``) and the
+figures (``avshared.evaluation.figures``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from avshared.evaluation.figures import (
     plot_per_emotion_f1,
     plot_training_curves,
 )
+from avshared.evaluation.grid import assess_training_budgets
 from avshared.evaluation.systems import (
     check_split_protocol,
     collect_phase_metrics,
@@ -37,6 +39,7 @@ from avshared.evaluation.tables import (
 )
 
 __all__ = [
+    "assess_training_budgets",
     "build_unimodal_ensemble",
     "check_split_protocol",
     "collect_phase_metrics",

@@ -12,6 +12,7 @@ from avshared.evaluation.ensembles import COMBINED_PHASES, ENSEMBLE_ROWS
 from avshared.training.phases import DEFAULT_PHASES
 
 from .nodes import (
+    assess_training_budgets,
     build_unimodal_ensemble,
     check_split_protocol,
     collect_phase_metrics,
@@ -150,6 +151,7 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
                     "protocol": "report_protocol",
                     "fold_scores": "fold_scores",
                     "paired": "paired_comparisons",
+                    "budgets": "training_budgets",
                 },
                 outputs=["comparison_table", "comparison_table_markdown"],
                 name="format_comparison_table",
@@ -159,6 +161,12 @@ def create_pipeline(phases: Sequence[str] = PHASES, **kwargs) -> Pipeline:
                 inputs={phase: f"{phase}.training_history" for phase in phases},
                 outputs="training_histories",
                 name="collect_training_histories",
+            ),
+            Node(
+                assess_training_budgets,
+                inputs=["training_histories", "phase_metrics"],
+                outputs="training_budgets",
+                name="assess_training_budgets",
             ),
             Node(
                 plot_confusion_matrices,
