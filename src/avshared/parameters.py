@@ -33,8 +33,7 @@ from avshared.analysis.representations import POOLINGS
 from avshared.crema_d import SPLITS
 from avshared.features.audio import NORMALISATION_MODES, LogMelConfig
 from avshared.features.video import FaceFramesConfig
-from avshared.models import DecoderConfig
-from avshared.models import MODEL_KINDS
+from avshared.models import MODEL_KINDS, DecoderConfig
 from avshared.splits import SPLIT_STRATEGIES
 from avshared.training.devices import trainer_settings
 from avshared.training.phases import PHASE_MODALITIES
@@ -316,6 +315,8 @@ class PretrainParameters(_Strict):
         if not 0 < mask_ratio < 1:
             raise ValueError("must be between 0 and 1 (exclusive)")
         return mask_ratio
+
+
 # ---------------------------------------------------------------- parameters_analysis.yml
 class AnalysisClipsParameters(_Strict):
     max_clips: PositiveInt | None
@@ -501,6 +502,8 @@ def _pretrain_problems(params: Mapping[str, Any], check_devices: bool) -> list[s
                 f"pretrain.model_kinds {list(kinds)} does not pretrain; add it there"
             )
     return problems
+
+
 def _only_fold_problems(params: Mapping[str, Any]) -> list[str]:
     """``training.only_fold`` against the folds the split parameters make (one fold, 0, unless
     ``split.strategy`` is ``actor_kfold``)."""
