@@ -39,9 +39,11 @@ ATTENTION_OUTPUTS = {
     "attention_by_layer",
     "attention_rollout",
 }
-#: Outputs handed from node to node only: the embeddings (a catalog MemoryDataset), the clips they
-#: belong to, the per-clip attention shares.
-PASSED_ON = {"clip_embeddings", "analysed_clips", "clip_attention_shares"}
+#: Outputs handed from node to node only: the model and test clips and the embeddings (catalog
+#: MemoryDatasets), the clips they belong to, the per-clip attention shares.
+PASSED_ON = {"analysed_inputs", "clip_embeddings", "analysed_clips", "clip_attention_shares"}
+#: The template's nodes that run the phase's model.
+MODEL_NODES = {"embed_test_clips", "measure_attention_shares", "draw_attention_rollouts"}
 BESIDE_THE_REPORT = {"alignment_comparison", "embedding_maps_figure"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -80,6 +82,21 @@ def test_every_two_modality_phase_is_analysed_and_joint_encoders_get_attention()
         }
     assert "measure_attention_shares" in _names(pipeline, "bimodal")
     assert pipeline.all_outputs() >= BESIDE_THE_REPORT
+
+
+def test_each_phases_model_and_test_clips_are_loaded_once_for_the_nodes_that_run_it() -> None:
+    pipeline = create_pipeline(DEFAULT_PHASES, model_kinds=DEFAULT_KINDS)
+
+    for phase in ("bimodal", "baseline"):
+        loading = [node for node in pipeline.nodes if f"{phase}.model_weights" in node.inputs]
+        assert [node.name for node in loading] == [f"{phase}.load_analysed_inputs"]
+        assert loading[0].outputs == [f"{phase}.analysed_inputs"]
+        readers = {
+            node.name.removeprefix(f"{phase}.")
+            for node in pipeline.nodes
+            if f"{phase}.analysed_inputs" in node.inputs
+        }
+        assert readers == MODEL_NODES & _names(pipeline, phase)
 
 
 def test_it_reads_each_phases_trained_model_and_the_shared_features() -> None:
@@ -140,7 +157,10 @@ def test_every_written_output_is_a_versioned_catalog_entry_logged_to_mlflow(cata
         assert entry["artifact_path"] == ("analysis" if phase else "reporting"), name
         folder = "data/08_reporting/{phase}/" if phase else "data/08_reporting/"
         assert entry["dataset"]["filepath"].startswith(folder), name
-    assert catalog_config["{phase}.clip_embeddings"]["copy_mode"] == "assign"
+    # Handed on as they are: the model, the clips and the embeddings are never deep-copied.
+    for dataset in ("analysed_inputs", "clip_embeddings"):
+        assert catalog_config[f"{{phase}}.{dataset}"]["type"] == "MemoryDataset"
+        assert catalog_config[f"{{phase}}.{dataset}"]["copy_mode"] == "assign"
 
 
 # ---------------------------------------------------------------- a run under MLflow
