@@ -276,11 +276,13 @@ def test_a_run_writes_every_output_and_logs_it_into_its_phases_run(
     assert beside == {"reporting/alignment_comparison.csv", "reporting/embedding_maps.png"}
 
 
-def test_mid_fusion_is_left_out_until_its_embeddings_can_be_read() -> None:
+def test_fusion_late_and_mid_way_gets_the_aligned_representations_without_attention() -> None:
     phases = (*DEFAULT_PHASES, "bimodal_late", "bimodal_mid")
     kinds = DEFAULT_KINDS | {"bimodal_late": "shared_late", "bimodal_mid": "shared_mid"}
 
     pipeline = create_pipeline(phases, model_kinds=kinds)
 
-    assert "measure_alignment" in _names(pipeline, "bimodal_late")
-    assert not _names(pipeline, "bimodal_mid")
+    for phase in ("bimodal_late", "bimodal_mid"):
+        assert _outputs_of(pipeline, phase) == ALIGNMENT_OUTPUTS | PASSED_ON - {
+            "clip_attention_shares"
+        }, phase

@@ -10,9 +10,11 @@ phase's model and test clips once, into ``<phase>.analysed_inputs`` (a MemoryDat
 written), for the nodes that run the model.
 
 Which phases: every phase of ``PHASE_MODALITIES`` with both senses (the alignment of the senses
-needs both); the cross-modal attention shares and rollouts only where the phase's model kind puts
-both senses through one encoder together (``analysis.attention.has_joint_encoder``: the ``shared``
-kind), so a new row is picked up from PHASE_MODALITIES and its model kind without a code change.
+needs both: shared early, late or mid fusion, separate encoders); the cross-modal attention shares
+and rollouts only where the phase's model kind puts both senses through one encoder together
+(``analysis.attention.has_joint_encoder``: the ``shared`` kind; not mid fusion, whose lower layers
+see one sense), so a new row is picked up from PHASE_MODALITIES and its model kind without a code
+change.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from kedro.pipeline import Node, Pipeline
 
 from avshared.analysis.attention import has_joint_encoder
-from avshared.analysis.representations import has_sense_embeddings
 from avshared.training.phases import DEFAULT_PHASES, PHASE_MODALITIES
 
 from .nodes import (
@@ -208,16 +209,14 @@ def comparison_pipeline() -> Pipeline:
 def create_pipeline(
     phases: Iterable[str] = DEFAULT_PHASES, *, model_kinds: Mapping[str, str], **kwargs
 ) -> Pipeline:
-    """The analysis of every two-modality phase among ``phases`` (``analysed_phases``) whose
-    model the representations library reads (``has_sense_embeddings``: not yet mid fusion), with
-    cross-modal attention for those whose model kind (``model_kinds``: phase -> kind, as the
-    phase's parameters set it) has a joint encoder, and the shared-versus-separate comparison when
-    both of its phases are among them."""
+    """The analysis of every two-modality phase among ``phases`` (``analysed_phases``: shared
+    early, late or mid fusion, separate encoders), with cross-modal attention for those whose
+    model kind (``model_kinds``: phase -> kind, as the phase's parameters set it) has a joint
+    encoder, and the shared-versus-separate comparison when both of its phases are among them."""
     rows = analysed_phases(phases)
     missing = [phase for phase in rows if phase not in model_kinds]
     if missing:
         raise ValueError(f"no model kind given for the phases {missing}")
-    rows = tuple(phase for phase in rows if has_sense_embeddings(model_kinds[phase]))
     pipeline = sum(
         (
             create_phase_pipeline(phase, attention=has_joint_encoder(model_kinds[phase]))
