@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avshared.models import ModelConfig, SeparateEncodersClassifier, SharedEncoderClassifier
+from avshared.models import (
+    ModelConfig,
+    SeparateEncodersClassifier,
+    SharedEncoderClassifier,
+    SharedMidFusionClassifier,
+)
 
 #: 2 x 4 = 8 audio tokens, 2 x 2 x 2 = 8 video tokens, width 16.
 CONFIG = ModelConfig.preset(
@@ -50,6 +55,14 @@ def shared_model() -> SharedEncoderClassifier:
 def separate_model() -> SeparateEncodersClassifier:
     torch.manual_seed(1)
     return SeparateEncodersClassifier(("audio", "video"), CONFIG).eval()
+
+
+@pytest.fixture
+def mid_model() -> SharedMidFusionClassifier:
+    """Mid fusion over three layers: two per sense, then one shared."""
+    torch.manual_seed(2)
+    config = ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "depth": 3, "separate_layers": 2})
+    return SharedMidFusionClassifier(("audio", "video"), config).eval()
 
 
 @pytest.fixture

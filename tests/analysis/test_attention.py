@@ -98,5 +98,7 @@ def test_the_trace_matches_the_fused_path_on_cuda():
 def test_only_the_kind_that_fuses_the_senses_in_one_encoder_has_a_joint_encoder():
     assert has_joint_encoder("shared")
     assert not has_joint_encoder("separate")
+    assert not has_joint_encoder("shared_late")
+    assert not has_joint_encoder("shared_mid")  # its shared layers only: see the docstring
     with pytest.raises(ValueError, match="unknown model kind 'ensemble'"):
         has_joint_encoder("ensemble")

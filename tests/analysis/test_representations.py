@@ -1,4 +1,5 @@
-"""Each clip's audio-only, video-only and audio-visual embeddings, from both kinds of model."""
+"""Each clip's audio-only, video-only and audio-visual embeddings, from the shared model, the
+separate encoders and mid fusion."""
 
 from __future__ import annotations
 
@@ -54,6 +55,48 @@ def test_separate_model_embeddings_come_from_each_senses_encoder(separate_model,
         torch.testing.assert_close(video_logits, separate_model(video=video), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(
         embeddings.audiovisual, (embeddings.audio + embeddings.video) / 2, rtol=1e-6
+    )
+
+
+def test_mid_fusion_embeddings_are_what_its_head_reads(mid_model, inputs):
+    audio, video = inputs
+    absent = torch.zeros(5, dtype=torch.bool)
+
+    embeddings = clip_embeddings(mid_model, audio, video, batch_size=2)
+
+    with torch.no_grad():
+        head = mid_model.head
+        for sense, kwargs in (
+            ("audio", {"audio": audio}),
+            ("audio", {"audio": audio, "video": video, "video_present": absent}),
+            ("video", {"video": video}),
+            ("audiovisual", {"audio": audio, "video": video}),
+        ):
+            logits = head(torch.from_numpy(getattr(embeddings, sense)))
+            torch.testing.assert_close(logits, mid_model(**kwargs), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_mid_fusions_layers_are_its_per_sense_layers_then_its_shared_layers(
+    mid_model, inputs, pooling
+):
+    audio, video = inputs
+
+    embeddings = clip_embeddings(mid_model, audio, video, pooling=pooling)
+
+    assert embeddings.audio_layers.shape == embeddings.video_layers.shape == (3, 5, 16)
+    with torch.no_grad():
+        tokens = mid_model.embeddings["video"](video)
+        first = mid_model.modality_layers["video"].layers[0](tokens)
+        own = mid_model.modality_layers["video"](tokens)  # both per-sense layers
+        trace = encoder_attention(mid_model.shared_encoder, own, need_weights=False)
+    # The per-sense layers have no [CLS]: their tokens' mean, whatever the pooling.
+    for layer, states in enumerate((first, own)):
+        np.testing.assert_allclose(
+            embeddings.video_layers[layer], states.mean(1).numpy(), rtol=1e-4, atol=1e-5
+        )
+    np.testing.assert_allclose(
+        embeddings.video_layers[2], pool_layers(trace, pooling)[0].numpy(), rtol=1e-4, atol=1e-5
     )
 
 

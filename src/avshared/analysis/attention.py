@@ -108,7 +108,15 @@ def _layer_with_weights(
 def has_joint_encoder(model_kind: str) -> bool:
     """Whether a classifier of ``model_kind`` (``avshared.models.MODEL_KINDS``) puts both senses'
     tokens through one encoder together (``encoder_inputs``): the only kind whose attention can
-    go from one sense to the other, and so the only kind with cross-modal shares and rollout."""
+    go from one sense to the other in every layer, and so the only kind with cross-modal shares
+    and rollout.
+
+    Mid fusion (``shared_mid``) is not counted, although its shared layers see both senses: its
+    shares would cover those layers only (the model's layers from ``separate_layers`` on), and
+    its rollout would have to carry [CLS]'s attention back through each sense's own first layers,
+    which run before [CLS] is prepended, to reach the patches; ``classifier_attention`` traces one
+    encoder from the embedded tokens. Its aligned representations are measured
+    (``representations.clip_embeddings``)."""
     if model_kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {model_kind!r}; known: {sorted(MODEL_KINDS)}")
     return hasattr(MODEL_KINDS[model_kind], "encoder_inputs")

@@ -2,13 +2,18 @@
 
 A clip's audio-only embedding is the encoder's pooled output (the final LayerNorm of [CLS], what
 the head reads) when only its audio tokens go in, the video absent; likewise video-only. For the
-shared model both come out of the one encoder; for the separate-encoders baseline each comes from
-its own sense's encoder. The audio-visual embedding is the shared encoder's output on both senses;
-the baseline has none (its senses meet only at the logits), so it is given the mean of its two
+shared models (fused early or late) both come out of the one encoder; for the separate-encoders
+baseline each comes from its own sense's encoder; for mid fusion the sense's tokens go through its
+own first layers, then the shared layers alone. The audio-visual embedding is the pooled output on
+both senses where their tokens meet in one sequence (the shared model, mid fusion); the models
+fused late have none (the senses meet only at the logits), so they are given the mean of their two
 pooled vectors, for drawing only.
 
 Per-layer representations (for CKA) are each layer's output, pooled either as the [CLS] state
-(``pooling="cls"``) or as the mean of the present tokens' states (``"mean"``, [CLS] left out).
+(``pooling="cls"``) or as the mean of the present tokens' states (``"mean"``, [CLS] left out). Mid
+fusion has as many as its depth: its per-sense layers first, then its shared layers; the per-sense
+layers come before the shared stack prepends [CLS], so they are pooled as their tokens' mean
+whatever ``pooling``.
 """
 
 from __future__ import annotations
@@ -64,21 +69,41 @@ def pool_layers(trace: EncoderTrace, pooling: str = "cls") -> Tensor:
     return summed / present.sum(-1).clamp(min=1)[None, :, None]
 
 
-def has_sense_embeddings(model_kind: str) -> bool:
-    """Whether ``clip_embeddings`` reads a classifier of ``model_kind``: one encoder shared by
-    both senses (``encoder``) or one per sense (``encoders``). Mid fusion (``shared_mid``: lower
-    layers per sense, upper layers shared) has neither whole encoder; its embeddings are not
-    measured yet."""
-    return model_kind != "shared_mid"
-
-
 def _encoder_of(model: nn.Module, modality: str) -> nn.Module:
-    """The encoder that reads ``modality``: the one shared encoder, or the sense's own."""
+    """The encoder that reads ``modality``: the one shared encoder, the sense's own, or mid
+    fusion's shared layers."""
     if hasattr(model, "encoders"):
         return model.encoders[modality]
     if hasattr(model, "encoder"):
         return model.encoder
+    if hasattr(model, "shared_encoder"):
+        return model.shared_encoder
     raise TypeError(f"{type(model).__name__} has neither a shared encoder nor per-sense encoders")
+
+
+def _joins_the_senses(model: nn.Module) -> bool:
+    """Whether both senses' tokens go through layers together (the shared model, mid fusion)
+    rather than meeting only at the logits."""
+    return hasattr(model, "encoder_inputs") or hasattr(model, "modality_layers")
+
+
+def _one_sense(
+    model: nn.Module, modality: str, x: Tensor, pooling: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``modality``'s input alone through ``model``: what its encoder reads (B, N, D), the pooled
+    output (B, D) and the per-layer states (layers, B, D)."""
+    tokens = model.embeddings[modality](x)
+    # Mid fusion's per-sense layers (none for the other kinds), one by one to keep their states.
+    own_layers = model.modality_layers[modality].layers if hasattr(model, "modality_layers") else ()
+    own = []
+    for layer in own_layers:
+        tokens = layer(tokens)
+        own.append(tokens.mean(dim=1))  # no [CLS] yet: the shared stack prepends it
+    trace = encoder_attention(_encoder_of(model, modality), tokens, need_weights=False)
+    layers = pool_layers(trace, pooling)
+    if own:
+        layers = torch.cat([torch.stack(own), layers])
+    return tokens, trace.cls, layers
 
 
 def clip_embeddings(
@@ -89,11 +114,12 @@ def clip_embeddings(
     batch_size: int = 16,
     pooling: str = "cls",
 ) -> ClipEmbeddings:
-    """Embeddings of n clips from a shared-encoder classifier or the separate-encoders baseline.
+    """Embeddings of n clips from any two-sense classifier of ``MODEL_KINDS``.
 
     Args:
-        model: a ``SharedEncoderClassifier`` or ``SeparateEncodersClassifier`` built for both
-            senses (anything with ``embeddings`` and ``encoder`` or ``encoders`` by sense).
+        model: a classifier built for both senses: anything with ``embeddings`` by sense and
+            ``encoder`` (shared, fused early or late), ``encoders`` by sense (separate) or
+            ``modality_layers`` by sense and ``shared_encoder`` (mid fusion).
         audio: (n, 1, n_mels, T) standardised spectrograms, as the model takes them.
         video: (n, F, 3, H, W) face frames, uint8 or float in [0, 1].
         batch_size: clips per forward pass.
@@ -112,21 +138,20 @@ def clip_embeddings(
     parts: dict[str, list[np.ndarray]] = {f: [] for f in ClipEmbeddings.__dataclass_fields__}
     with evaluating(model) as device:
         for rows in batch_slices(n, batch_size):
-            pooled = {}
+            read, pooled = [], []
             for modality, x in (("audio", audio), ("video", video)):
-                tokens = model.embeddings[modality](to_device(x, rows, device))
-                trace = encoder_attention(_encoder_of(model, modality), tokens, need_weights=False)
-                pooled[modality] = trace.cls
-                parts[modality].append(trace.cls.float().cpu().numpy())
-                layers = pool_layers(trace, pooling)
-                parts[f"{modality}_layers"].append(layers.float().cpu().numpy())
-            if hasattr(model, "encoder_inputs"):
-                tokens, mask, _ = model.encoder_inputs(
-                    to_device(audio, rows, device), to_device(video, rows, device)
+                tokens, cls, layers = _one_sense(
+                    model, modality, to_device(x, rows, device), pooling
                 )
-                both = model.encoder(tokens, padding_mask=mask)
+                read.append(tokens)
+                pooled.append(cls)
+                parts[modality].append(cls.float().cpu().numpy())
+                parts[f"{modality}_layers"].append(layers.float().cpu().numpy())
+            if _joins_the_senses(model):
+                # The joint sequence forward builds (audio, then video; every token present).
+                both = _encoder_of(model, "audio")(torch.cat(read, dim=1))
             else:
-                both = (pooled["audio"] + pooled["video"]) / 2
+                both = (pooled[0] + pooled[1]) / 2
             parts["audiovisual"].append(both.float().cpu().numpy())
     return ClipEmbeddings(
         **{

@@ -22,7 +22,7 @@ from avshared.pipelines.analysis import nodes
 
 
 def _inputs_of(phase, corpus, parameters: dict[str, Any]) -> dict[str, Any]:
-    """The keyword inputs of a node that loads the model and the test clips."""
+    """The keyword inputs of the node that loads the model and the test clips."""
     return {
         "model_weights": phase.model_weights,
         "training_summary": phase.training_summary,
@@ -39,27 +39,36 @@ def _titles(figure) -> str:
 
 
 @pytest.fixture(scope="module")
-def embedded(trained_phases, analysis_corpus, analysis_parameters) -> dict[str, tuple]:
-    """Each phase's embeddings and analysed clips (embed_test_clips)."""
+def analysed(trained_phases, analysis_corpus, analysis_parameters) -> dict[str, Any]:
+    """Each phase's model and test clips (analysed_inputs)."""
     return {
-        name: nodes.embed_test_clips(
-            **_inputs_of(phase, analysis_corpus, analysis_parameters),
-            alignment=analysis_parameters["alignment"],
-        )
+        name: nodes.analysed_inputs(**_inputs_of(phase, analysis_corpus, analysis_parameters))
         for name, phase in trained_phases.items()
     }
 
 
+@pytest.fixture(scope="module")
+def embedded(analysed, analysis_parameters) -> dict[str, tuple]:
+    """Each phase's embeddings and analysed clips (embed_test_clips)."""
+    return {
+        name: nodes.embed_test_clips(
+            inputs, analysis_parameters["clips"], analysis_parameters["alignment"]
+        )
+        for name, inputs in analysed.items()
+    }
+
+
 def test_the_analysed_model_and_clips_are_the_phases_own_test_clips_as_trained(
-    trained_phases, analysis_corpus, analysis_parameters
+    trained_phases, analysis_corpus, analysed
 ):
     phase = trained_phases["bimodal"]
 
-    inputs = nodes.analysed_inputs(**_inputs_of(phase, analysis_corpus, analysis_parameters))
+    inputs = analysed["bimodal"]
 
     test = phase.targets.loc[phase.targets["split"] == "test"].sort_values("clip_id")
     assert inputs.clips["clip_id"].tolist() == test["clip_id"].tolist()
     assert set(inputs.clips["fold"]) == {0}
+    assert inputs.summary["phase"] == "bimodal" and inputs.summary["model_kind"] == "shared"
     first = test["clip_id"].iloc[0]
     stats = phase.training_summary["spectrogram_stats"]
     raw = analysis_corpus.log_mel_spectrograms.get(first).astype(np.float32)
@@ -128,6 +137,7 @@ def test_under_actor_kfold_the_first_folds_model_statistics_and_test_clips_are_a
     test = phase.targets.loc[phase.targets["split"] == "test", "clip_id"]
     assert analysed.clips["clip_id"].tolist() == sorted(test)
     assert set(analysed.clips["fold"]) == {0}
+    assert analysed.summary["fold"] == 0 and analysed.summary["spectrogram_stats"]["std"] == [2.0]
     first = analysis_corpus.log_mel_spectrograms.get(test.min()).astype(np.float32)
     np.testing.assert_allclose(analysed.audio[0].numpy(), first / 2.0, rtol=1e-5, atol=1e-4)
 
@@ -244,12 +254,10 @@ def test_the_disagreement_correlation_uses_the_clips_rated_from_voice_and_face(
 
 
 def test_attention_shares_by_layer_and_head_and_by_emotion(
-    trained_phases, analysis_corpus, analysis_parameters
+    trained_phases, analysed, analysis_parameters
 ):
     phase = trained_phases["bimodal"]
-    per_clip = nodes.measure_attention_shares(
-        **_inputs_of(phase, analysis_corpus, analysis_parameters)
-    )
+    per_clip = nodes.measure_attention_shares(analysed["bimodal"], analysis_parameters["clips"])
 
     by_head, by_emotion = nodes.summarise_attention_shares(per_clip, phase.training_summary)
     figure = nodes.plot_attention_by_layer(per_clip, phase.training_summary)
@@ -267,23 +275,18 @@ def test_attention_shares_by_layer_and_head_and_by_emotion(
     assert DEMO_LABEL in _titles(figure) and "bimodal" in _titles(figure)
 
 
-def test_a_separate_encoders_phase_has_no_attention_to_measure(
-    trained_phases, analysis_corpus, analysis_parameters
-):
-    inputs = _inputs_of(trained_phases["baseline"], analysis_corpus, analysis_parameters)
+def test_a_separate_encoders_phase_has_no_attention_to_measure(analysed, analysis_parameters):
     with pytest.raises(ValueError, match=r"'separate' model.*training\.phases\.baseline\.model"):
-        nodes.measure_attention_shares(**inputs)
+        nodes.measure_attention_shares(analysed["baseline"], analysis_parameters["clips"])
 
 
 def test_rollouts_draw_per_emotion_the_first_right_and_wrong_clips(
-    trained_phases, analysis_corpus, analysis_parameters
+    trained_phases, analysed, analysis_parameters
 ):
     phase = trained_phases["bimodal"]
 
     figures = nodes.draw_attention_rollouts(
-        **_inputs_of(phase, analysis_corpus, analysis_parameters),
-        test_predictions=phase.test_predictions,
-        rollout=analysis_parameters["rollout"],
+        analysed["bimodal"], phase.test_predictions, analysis_parameters["rollout"]
     )
 
     audiovisual = phase.test_predictions.query("condition == 'audiovisual'")

@@ -39,9 +39,11 @@ ATTENTION_OUTPUTS = {
     "attention_by_layer",
     "attention_rollout",
 }
-#: Outputs handed from node to node only: the embeddings (a catalog MemoryDataset), the clips they
-#: belong to, the per-clip attention shares.
-PASSED_ON = {"clip_embeddings", "analysed_clips", "clip_attention_shares"}
+#: Outputs handed from node to node only: the model and test clips and the embeddings (catalog
+#: MemoryDatasets), the clips they belong to, the per-clip attention shares.
+PASSED_ON = {"analysed_inputs", "clip_embeddings", "analysed_clips", "clip_attention_shares"}
+#: The template's nodes that run the phase's model.
+MODEL_NODES = {"embed_test_clips", "measure_attention_shares", "draw_attention_rollouts"}
 BESIDE_THE_REPORT = {"alignment_comparison", "embedding_maps_figure"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -80,6 +82,21 @@ def test_every_two_modality_phase_is_analysed_and_joint_encoders_get_attention()
         }
     assert "measure_attention_shares" in _names(pipeline, "bimodal")
     assert pipeline.all_outputs() >= BESIDE_THE_REPORT
+
+
+def test_each_phases_model_and_test_clips_are_loaded_once_for_the_nodes_that_run_it() -> None:
+    pipeline = create_pipeline(DEFAULT_PHASES, model_kinds=DEFAULT_KINDS)
+
+    for phase in ("bimodal", "baseline"):
+        loading = [node for node in pipeline.nodes if f"{phase}.model_weights" in node.inputs]
+        assert [node.name for node in loading] == [f"{phase}.load_analysed_inputs"]
+        assert loading[0].outputs == [f"{phase}.analysed_inputs"]
+        readers = {
+            node.name.removeprefix(f"{phase}.")
+            for node in pipeline.nodes
+            if f"{phase}.analysed_inputs" in node.inputs
+        }
+        assert readers == MODEL_NODES & _names(pipeline, phase)
 
 
 def test_it_reads_each_phases_trained_model_and_the_shared_features() -> None:
@@ -140,7 +157,10 @@ def test_every_written_output_is_a_versioned_catalog_entry_logged_to_mlflow(cata
         assert entry["artifact_path"] == ("analysis" if phase else "reporting"), name
         folder = "data/08_reporting/{phase}/" if phase else "data/08_reporting/"
         assert entry["dataset"]["filepath"].startswith(folder), name
-    assert catalog_config["{phase}.clip_embeddings"]["copy_mode"] == "assign"
+    # Handed on as they are: the model, the clips and the embeddings are never deep-copied.
+    for dataset in ("analysed_inputs", "clip_embeddings"):
+        assert catalog_config[f"{{phase}}.{dataset}"]["type"] == "MemoryDataset"
+        assert catalog_config[f"{{phase}}.{dataset}"]["copy_mode"] == "assign"
 
 
 # ---------------------------------------------------------------- a run under MLflow
@@ -256,11 +276,13 @@ def test_a_run_writes_every_output_and_logs_it_into_its_phases_run(
     assert beside == {"reporting/alignment_comparison.csv", "reporting/embedding_maps.png"}
 
 
-def test_mid_fusion_is_left_out_until_its_embeddings_can_be_read() -> None:
+def test_fusion_late_and_mid_way_gets_the_aligned_representations_without_attention() -> None:
     phases = (*DEFAULT_PHASES, "bimodal_late", "bimodal_mid")
     kinds = DEFAULT_KINDS | {"bimodal_late": "shared_late", "bimodal_mid": "shared_mid"}
 
     pipeline = create_pipeline(phases, model_kinds=kinds)
 
-    assert "measure_alignment" in _names(pipeline, "bimodal_late")
-    assert not _names(pipeline, "bimodal_mid")
+    for phase in ("bimodal_late", "bimodal_mid"):
+        assert _outputs_of(pipeline, phase) == ALIGNMENT_OUTPUTS | PASSED_ON - {
+            "clip_attention_shares"
+        }, phase

@@ -3,10 +3,10 @@ and of the shared-versus-separate comparison beside the report.
 
 Each node hands the catalog's datasets to the analysis library (``avshared.analysis``, whose
 docstring shows the steps) and labels what comes back with the phase, the fold analysed and the
-data it was trained on. The nodes that run the model (the embeddings, the attention shares, the
-rollouts) each load it and the test clips with ``analysed_inputs``, the one place that knows how a
-phase's trained model and its test clips are found; between nodes only the embeddings and small
-tables travel.
+data it was trained on. ``analysed_inputs``, the one place that knows how a phase's trained model
+and its test clips are found, loads them once per phase into memory (``AnalysedInputs``, never
+written); the nodes that run the model (the embeddings, the attention shares, the rollouts) read
+them from there, and after them only the embeddings and small tables travel.
 """
 
 from __future__ import annotations
@@ -73,11 +73,14 @@ def analysed_model(
 class AnalysedInputs:
     """A phase's model and the test clips it is analysed on, as the model takes them.
 
-    clips: one row per clip (``CLIP_COLUMNS``), sorted by clip id; audio: (n, 1, n_mels, T)
-    spectrograms standardised as in training; video: (n, F, 3, H, W) uint8 frames.
+    summary: the training summary of the model analysed (a grid's first cell's): its ``phase``,
+    ``model_kind`` and ``data_source``; clips: one row per clip (``CLIP_COLUMNS``), sorted by clip
+    id; audio: (n, 1, n_mels, T) spectrograms standardised as in training; video: (n, F, 3, H, W)
+    uint8 frames.
     """
 
     model: nn.Module
+    summary: Mapping[str, Any]
     clips: pd.DataFrame
     audio: Tensor
     video: Tensor
@@ -93,7 +96,8 @@ def analysed_inputs(
     clips: Mapping[str, Any],
 ) -> AnalysedInputs:
     """The phase's model (``analysed_model``, on a GPU when there is one) and its fold's test clips
-    that have both features, at most ``clips["max_clips"]`` of them (a seeded sample)."""
+    that have both features, at most ``clips["max_clips"]`` of them (a seeded sample): loaded once
+    per phase, for every node that runs the model."""
     model, summary, fold = analysed_model(model_weights, training_summary)
     test = targets.loc[(targets["fold"] == fold) & (targets["split"] == "test")]
     test, _ = select_clips_with_features(test, [log_mel_spectrograms, face_frames])
@@ -117,6 +121,7 @@ def analysed_inputs(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return AnalysedInputs(
         model=model.to(device),
+        summary=summary,
         clips=test.assign(fold=fold).loc[:, list(CLIP_COLUMNS)],
         audio=(audio - mean) / std,
         video=video,
@@ -124,12 +129,14 @@ def analysed_inputs(
 
 
 def _with_joint_encoder(training_summary: Mapping[str, Any]) -> None:
-    """Refuse a model whose senses never attend to each other, saying what to change."""
+    """Refuse a model whose senses do not attend to each other in one encoder, saying what to
+    change."""
     kind, phase = training_summary["model_kind"], training_summary["phase"]
     if not has_joint_encoder(kind):
         raise ValueError(
-            f"phase {phase!r} was trained as a {kind!r} model, whose senses never attend to each "
-            "other: there is no cross-modal attention to measure. The analysis pipeline chose its "
+            f"phase {phase!r} was trained as a {kind!r} model, whose senses do not attend to each "
+            "other in one encoder: there is no cross-modal attention to measure "
+            "(analysis.attention.has_joint_encoder). The analysis pipeline chose its "
             "attention phases from the model kinds in conf/ (Kedro builds pipelines before it "
             f"reads --params): set training.phases.{phase}.model.kind in "
             "conf/local/parameters_training.yml rather than with --params"
@@ -152,25 +159,10 @@ def _is_demo(training_summary: Mapping[str, Any]) -> bool:
 
 # ---------------------------------------------------------------- embeddings and alignment
 def embed_test_clips(
-    *,
-    model_weights: Mapping[str, Tensor],
-    training_summary: Mapping[str, Any],
-    targets: pd.DataFrame,
-    log_mel_spectrograms: FeatureStore,
-    face_frames: FeatureStore,
-    clips: Mapping[str, Any],
-    alignment: Mapping[str, Any],
+    inputs: AnalysedInputs, clips: Mapping[str, Any], alignment: Mapping[str, Any]
 ) -> tuple[ClipEmbeddings, pd.DataFrame]:
     """Each test clip's audio-only, video-only and audio-visual embeddings (pooled and per layer),
     and the clips they belong to (``CLIP_COLUMNS``, in the embeddings' order)."""
-    inputs = analysed_inputs(
-        model_weights=model_weights,
-        training_summary=training_summary,
-        targets=targets,
-        log_mel_spectrograms=log_mel_spectrograms,
-        face_frames=face_frames,
-        clips=clips,
-    )
     embeddings = clip_embeddings(
         inputs.model,
         inputs.audio,
@@ -338,27 +330,11 @@ def correlate_vote_disagreement(
 
 
 # ---------------------------------------------------------------- cross-modal attention
-def measure_attention_shares(
-    *,
-    model_weights: Mapping[str, Tensor],
-    training_summary: Mapping[str, Any],
-    targets: pd.DataFrame,
-    log_mel_spectrograms: FeatureStore,
-    face_frames: FeatureStore,
-    clips: Mapping[str, Any],
-) -> pd.DataFrame:
+def measure_attention_shares(inputs: AnalysedInputs, clips: Mapping[str, Any]) -> pd.DataFrame:
     """Per test clip, layer and head, the share of each sense's attention that goes to the other
     sense, to itself and to [CLS], with the share token counts alone would give
     (``shares.attention_shares``)."""
-    _with_joint_encoder(training_summary)
-    inputs = analysed_inputs(
-        model_weights=model_weights,
-        training_summary=training_summary,
-        targets=targets,
-        log_mel_spectrograms=log_mel_spectrograms,
-        face_frames=face_frames,
-        clips=clips,
-    )
+    _with_joint_encoder(inputs.summary)
     return attention_shares(
         inputs.model,
         inputs.audio,
@@ -393,28 +369,12 @@ def plot_attention_by_layer(
 
 
 def draw_attention_rollouts(
-    *,
-    model_weights: Mapping[str, Tensor],
-    training_summary: Mapping[str, Any],
-    targets: pd.DataFrame,
-    log_mel_spectrograms: FeatureStore,
-    face_frames: FeatureStore,
-    test_predictions: pd.DataFrame,
-    clips: Mapping[str, Any],
-    rollout: Mapping[str, Any],
+    inputs: AnalysedInputs, test_predictions: pd.DataFrame, rollout: Mapping[str, Any]
 ) -> dict[str, Figure]:
     """One figure per drawn clip (``selection.drawn_clips``: per emotion the first test clips by id
     the phase got right, then wrong, in its audio-visual test predictions), its spectrogram and
     frames under their attention rollout: ``{"<emotion>_<outcome>_<clip_id>.png": figure}``."""
-    _with_joint_encoder(training_summary)
-    inputs = analysed_inputs(
-        model_weights=model_weights,
-        training_summary=training_summary,
-        targets=targets,
-        log_mel_spectrograms=log_mel_spectrograms,
-        face_frames=face_frames,
-        clips=clips,
-    )
+    _with_joint_encoder(inputs.summary)
     fold = int(inputs.clips["fold"].iloc[0])
     rows_of = {clip: row for row, clip in enumerate(inputs.clips["clip_id"])}
     predicted = test_predictions.loc[
@@ -437,7 +397,7 @@ def draw_attention_rollouts(
             truth=clip.truth,
             prediction=clip.prediction,
             clip_id=clip.clip_id,
-            demo=_is_demo(training_summary),
+            demo=_is_demo(inputs.summary),
         )
         for index, (row, clip) in enumerate(zip(rows, chosen.itertuples(), strict=True))
     }

@@ -5,12 +5,16 @@ Each phase's outputs are ``<phase>.<name>`` (``bimodal.alignment``, ``bimodal.at
 ...: the catalog's ``{phase}.*`` factories, which log them into the phase's MLflow run through
 avshared.hooks.tracking.PhaseRunsHook, as training's confusion matrix is). It reads the phase's
 ``model_weights``, ``training_summary``, ``targets`` and ``test_predictions`` and the shared
-upstream datasets (the feature stores, crowd_labels) under their own names.
+upstream datasets (the feature stores, crowd_labels) under their own names. Its first node loads the
+phase's model and test clips once, into ``<phase>.analysed_inputs`` (a MemoryDataset, never
+written), for the nodes that run the model.
 
 Which phases: every phase of ``PHASE_MODALITIES`` with both senses (the alignment of the senses
-needs both); the cross-modal attention shares and rollouts only where the phase's model kind puts
-both senses through one encoder together (``analysis.attention.has_joint_encoder``: the ``shared``
-kind), so a new row is picked up from PHASE_MODALITIES and its model kind without a code change.
+needs both: shared early, late or mid fusion, separate encoders); the cross-modal attention shares
+and rollouts only where the phase's model kind puts both senses through one encoder together
+(``analysis.attention.has_joint_encoder``: the ``shared`` kind; not mid fusion, whose lower layers
+see one sense), so a new row is picked up from PHASE_MODALITIES and its model kind without a code
+change.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from collections.abc import Iterable, Mapping
 from kedro.pipeline import Node, Pipeline
 
 from avshared.analysis.attention import has_joint_encoder
-from avshared.analysis.representations import has_sense_embeddings
 from avshared.training.phases import DEFAULT_PHASES, PHASE_MODALITIES
 
 from .nodes import (
+    analysed_inputs,
     compare_shared_and_separate,
     correlate_vote_disagreement,
     draw_attention_rollouts,
@@ -49,23 +53,28 @@ def analysed_phases(phases: Iterable[str]) -> tuple[str, ...]:
     return tuple(phase for phase in phases if set(PHASE_MODALITIES[phase]) == {"audio", "video"})
 
 
-def _model_inputs() -> dict[str, str]:
-    """What ``analysis.nodes.analysed_inputs`` loads the model and test clips from."""
-    return {
-        "model_weights": "model_weights",
-        "training_summary": "training_summary",
-        "targets": "targets",
-        "log_mel_spectrograms": "log_mel_spectrograms",
-        "face_frames": "face_frames",
-        "clips": "params:analysis.clips",
-    }
+def _loading_node() -> Node:
+    """The phase's model and test clips, loaded once for every node that runs the model."""
+    return Node(
+        analysed_inputs,
+        inputs={
+            "model_weights": "model_weights",
+            "training_summary": "training_summary",
+            "targets": "targets",
+            "log_mel_spectrograms": "log_mel_spectrograms",
+            "face_frames": "face_frames",
+            "clips": "params:analysis.clips",
+        },
+        outputs="analysed_inputs",
+        name="load_analysed_inputs",
+    )
 
 
 def _alignment_nodes() -> list[Node]:
     return [
         Node(
             embed_test_clips,
-            inputs={**_model_inputs(), "alignment": "params:analysis.alignment"},
+            inputs=["analysed_inputs", "params:analysis.clips", "params:analysis.alignment"],
             outputs=["clip_embeddings", "analysed_clips"],
             name="embed_test_clips",
         ),
@@ -112,7 +121,7 @@ def _attention_nodes() -> list[Node]:
     return [
         Node(
             measure_attention_shares,
-            inputs=_model_inputs(),
+            inputs=["analysed_inputs", "params:analysis.clips"],
             outputs="clip_attention_shares",
             name="measure_attention_shares",
         ),
@@ -130,11 +139,7 @@ def _attention_nodes() -> list[Node]:
         ),
         Node(
             draw_attention_rollouts,
-            inputs={
-                **_model_inputs(),
-                "test_predictions": "test_predictions",
-                "rollout": "params:analysis.rollout",
-            },
+            inputs=["analysed_inputs", "test_predictions", "params:analysis.rollout"],
             outputs="attention_rollout",
             name="draw_attention_rollouts",
         ),
@@ -142,15 +147,17 @@ def _attention_nodes() -> list[Node]:
 
 
 def create_phase_pipeline(phase: str, *, attention: bool) -> Pipeline:
-    """The template under namespace ``phase``: the embeddings, their alignment, map and
-    disagreement correlation and, with ``attention``, the cross-modal attention shares and
-    rollouts."""
+    """The template under namespace ``phase``: the model and test clips loaded once, the
+    embeddings, their alignment, map and disagreement correlation and, with ``attention``, the
+    cross-modal attention shares and rollouts."""
     if phase not in analysed_phases(PHASE_MODALITIES):
         raise ValueError(
             f"phase {phase!r} is not a two-modality phase of PHASE_MODALITIES; those are "
             f"{analysed_phases(PHASE_MODALITIES)}"
         )
-    template = Pipeline(_alignment_nodes() + (_attention_nodes() if attention else []))
+    template = Pipeline(
+        [_loading_node(), *_alignment_nodes(), *(_attention_nodes() if attention else [])]
+    )
     return Pipeline(
         template,
         namespace=phase,
@@ -202,16 +209,14 @@ def comparison_pipeline() -> Pipeline:
 def create_pipeline(
     phases: Iterable[str] = DEFAULT_PHASES, *, model_kinds: Mapping[str, str], **kwargs
 ) -> Pipeline:
-    """The analysis of every two-modality phase among ``phases`` (``analysed_phases``) whose
-    model the representations library reads (``has_sense_embeddings``: not yet mid fusion), with
-    cross-modal attention for those whose model kind (``model_kinds``: phase -> kind, as the
-    phase's parameters set it) has a joint encoder, and the shared-versus-separate comparison when
-    both of its phases are among them."""
+    """The analysis of every two-modality phase among ``phases`` (``analysed_phases``: shared
+    early, late or mid fusion, separate encoders), with cross-modal attention for those whose
+    model kind (``model_kinds``: phase -> kind, as the phase's parameters set it) has a joint
+    encoder, and the shared-versus-separate comparison when both of its phases are among them."""
     rows = analysed_phases(phases)
     missing = [phase for phase in rows if phase not in model_kinds]
     if missing:
         raise ValueError(f"no model kind given for the phases {missing}")
-    rows = tuple(phase for phase in rows if has_sense_embeddings(model_kinds[phase]))
     pipeline = sum(
         (
             create_phase_pipeline(phase, attention=has_joint_encoder(model_kinds[phase]))
