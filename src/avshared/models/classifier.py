@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from avshared.models.config import ModelConfig
 from avshared.models.embeddings import AudioPatchEmbedding, VideoPatchEmbedding
 from avshared.models.encoder import SharedEncoder
+from avshared.models.head import ClassificationHead
 
 AUDIO, VIDEO = "audio", "video"
 #: The modalities, in the order their tokens are concatenated.
@@ -188,3 +189,19 @@ class EmotionClassifier(nn.Module):
             AUDIO: audio_present & ~(drop & drop_audio),
             VIDEO: video_present & ~(drop & ~drop_audio),
         }
+
+
+class OneEncoderClassifier(EmotionClassifier):
+    """Base of the models with ONE encoder and ONE head whatever the input (the shared model,
+    fused early or late): one embedding per modality in ``modalities``, then ``encoder`` and
+    ``head``. Built in this order, so one seed gives each such model the same initial weights and
+    parameter names; the subclasses differ only in where the senses meet (``forward``)."""
+
+    def __init__(
+        self, modalities: str | Sequence[str] = MODALITY_ORDER, config: ModelConfig | None = None
+    ) -> None:
+        config = config or ModelConfig()
+        super().__init__(modalities, config)
+        self.embeddings = nn.ModuleDict({m: build_embedding(m, config) for m in self.modalities})
+        self.encoder = build_encoder(config)
+        self.head = ClassificationHead(config.dim, config.num_classes)

@@ -8,38 +8,19 @@ key-padding mask, which makes a sample's output exactly what it would be without
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from avshared.models.classifier import (
-    MODALITY_ORDER,
-    EmotionClassifier,
-    build_embedding,
-    build_encoder,
-    token_mask,
-)
-from avshared.models.config import ModelConfig
-from avshared.models.head import ClassificationHead
+from avshared.models.classifier import OneEncoderClassifier, token_mask
 
 
-class SharedEncoderClassifier(EmotionClassifier):
+class SharedEncoderClassifier(OneEncoderClassifier):
     """audio (B, 1, n_mels, T) and/or video (B, F, 3, H, W) -> logits (B, num_classes).
 
     One embedding per modality in ``modalities``, and one ``SharedEncoder`` and one
     ``ClassificationHead`` whatever the input. A model built for both modalities can be called with
     only one of them.
     """
-
-    def __init__(
-        self, modalities: str | Sequence[str] = MODALITY_ORDER, config: ModelConfig | None = None
-    ) -> None:
-        config = config or ModelConfig()
-        super().__init__(modalities, config)
-        self.embeddings = nn.ModuleDict({m: build_embedding(m, config) for m in self.modalities})
-        self.encoder = build_encoder(config)
-        self.head = ClassificationHead(config.dim, config.num_classes)
 
     def forward(
         self,

@@ -10,22 +10,12 @@ logits over the modalities present in each sample. Its parameters are exactly th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from torch import Tensor
 
-from torch import Tensor, nn
-
-from avshared.models.classifier import (
-    MODALITY_ORDER,
-    EmotionClassifier,
-    build_embedding,
-    build_encoder,
-    mean_over_present,
-)
-from avshared.models.config import ModelConfig
-from avshared.models.head import ClassificationHead
+from avshared.models.classifier import OneEncoderClassifier, mean_over_present
 
 
-class SharedLateFusionClassifier(EmotionClassifier):
+class SharedLateFusionClassifier(OneEncoderClassifier):
     """audio (B, 1, n_mels, T) and/or video (B, F, 3, H, W) -> logits (B, num_classes).
 
     Per modality m: logits_m = head(encoder(embedding_m(x_m))), with the one ``SharedEncoder`` and
@@ -34,16 +24,6 @@ class SharedLateFusionClassifier(EmotionClassifier):
     dropped modality's logits are left out of the mean, so a sample with only audio gets exactly
     the audio logits.
     """
-
-    def __init__(
-        self, modalities: str | Sequence[str] = MODALITY_ORDER, config: ModelConfig | None = None
-    ) -> None:
-        config = config or ModelConfig()
-        super().__init__(modalities, config)
-        # Built in the shared model's order, so that one seed gives both the same initial weights.
-        self.embeddings = nn.ModuleDict({m: build_embedding(m, config) for m in self.modalities})
-        self.encoder = build_encoder(config)
-        self.head = ClassificationHead(config.dim, config.num_classes)
 
     def forward(
         self,
