@@ -107,6 +107,14 @@ def test_a_wrong_key_or_value_names_the_key_and_the_allowed_values(
         validate_parameters(_with(base_params, key, value))
 
 
+def test_every_phase_may_start_from_the_pretraining_set_in_the_defaults(base_params):
+    # What `kedro run --pipelines=bimodal --params=training.defaults.init=pretrain` checks: the
+    # late-fused shared model takes the shared pretraining, mid fusion stays from scratch.
+    validate_parameters(_with(base_params, "training.defaults.init", "pretrain"))
+    with pytest.raises(ParameterError, match=r"bimodal_mid: init pretrain with model kind"):
+        validate_parameters(_with(base_params, "training.phases.bimodal_mid.init", "pretrain"))
+
+
 def test_a_cell_of_the_k_fold_grid_is_accepted(base_params):
     params = _with(base_params, "split.strategy", "actor_kfold")
     params = _with(params, "training.seeds", [1, 2, 3])

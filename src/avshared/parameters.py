@@ -38,6 +38,7 @@ from avshared.splits import SPLIT_STRATEGIES
 from avshared.training.devices import trainer_settings
 from avshared.training.phases import PHASE_MODALITIES
 from avshared.training.pretrain import AUTOENCODERS
+from avshared.training.pretrained import pretrained_kind
 from avshared.training.schema import PhaseParameters
 from avshared.training.strategies import check_strategy
 
@@ -496,7 +497,7 @@ def _pretrain_problems(params: Mapping[str, Any], check_devices: bool) -> list[s
     for phase, overrides in (training.get("phases") or {}).items():
         phase_config = merged_phase_parameters(defaults, overrides)
         kind = phase_config.get("model", {}).get("kind")
-        if phase_config.get("init") == "pretrain" and kind not in kinds:
+        if phase_config.get("init") == "pretrain" and pretrained_kind(kind) not in kinds:
             problems.append(
                 f"training.phases.{phase}: init pretrain with model kind {kind!r}, which "
                 f"pretrain.model_kinds {list(kinds)} does not pretrain; add it there"

@@ -77,8 +77,11 @@ def test_scratch_leaves_the_seeded_model_as_built():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-@pytest.mark.parametrize("kind", ["shared", "separate"])
-def test_init_pretrain_loads_exactly_the_encoders_and_embeddings(kind):
+# shared_late has the shared model's parameters: it starts from the shared pretraining.
+@pytest.mark.parametrize(
+    ("kind", "source"), [("shared", "shared"), ("separate", "separate"), ("shared_late", "shared")]
+)
+def test_init_pretrain_loads_exactly_the_encoders_and_embeddings(kind, source):
     pretrained = _pretrained(folds=(0, 1))
     model = build_model(kind, "bimodal", CONFIG)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -92,14 +95,14 @@ def test_init_pretrain_loads_exactly_the_encoders_and_embeddings(kind):
     carried = [k for k in state if k.startswith(("encoder.", "encoders.", "embeddings."))]
     assert carried and len(carried) == report["loaded"]
     for name in carried:
-        assert torch.equal(state[name], pretrained[f"fold_1.{kind}.{name}"]), name
-        assert not torch.equal(state[name], pretrained[f"fold_0.{kind}.{name}"]), name
+        assert torch.equal(state[name], pretrained[f"fold_1.{source}.{name}"]), name
+        assert not torch.equal(state[name], pretrained[f"fold_0.{source}.{name}"]), name
     for name in (k for k in state if k.startswith(("head.", "heads."))):
         assert torch.equal(state[name], before[name]), name
-    encoders = ["encoder"] if kind == "shared" else ["encoders.audio", "encoders.video"]
+    encoders = ["encoder"] if source == "shared" else ["encoders.audio", "encoders.video"]
     assert report["loaded_modules"] == sorted(["embeddings.audio", "embeddings.video", *encoders])
     assert report["left_at_initialisation_modules"] == (
-        ["head"] if kind == "shared" else ["heads.audio", "heads.video"]
+        ["head"] if source == "shared" else ["heads.audio", "heads.video"]
     )
     assert "fold 1" in report["source"]
 

@@ -68,6 +68,16 @@ def check_init(init: str) -> str:
     )
 
 
+#: Model kinds that start from another kind's pretraining: the shared encoder fused late has the
+#: shared model's parameters, names included (``OneEncoderClassifier``).
+PRETRAINED_AS: dict[str, str] = {"shared_late": "shared"}
+
+
+def pretrained_kind(model_kind: str) -> str:
+    """The ``pretrain.model_kinds`` entry a classifier of ``model_kind`` starts from."""
+    return PRETRAINED_AS.get(model_kind, model_kind)
+
+
 def initial_weights(
     init: str,
     *,
@@ -128,6 +138,7 @@ def _check_unseen(fold: int, fold_targets: pd.DataFrame, summary: Mapping[str, A
 def _pretrained(
     state: Mapping[str, Tensor], fold: int, model_kind: str, source: str
 ) -> InitialWeights:
+    model_kind = pretrained_kind(model_kind)
     prefix = f"{FOLD_PREFIX}{fold}.{model_kind}."
     weights = {n.removeprefix(prefix): t for n, t in state.items() if n.startswith(prefix)}
     if not weights:
