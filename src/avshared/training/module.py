@@ -49,7 +49,27 @@ def _accuracy(classes: int) -> MulticlassAccuracy:
     )
 
 
-class EmotionClassifierModule(L.LightningModule):
+class StandardisesSpectrograms(L.LightningModule):
+    """A LightningModule whose batches' spectrograms are standardised on the device, after the
+    transfer, with the training clips' statistics (the classifier's and the autoencoder's)."""
+
+    def _keep_spectrogram_stats(
+        self, modalities: Sequence[str], spectrogram_stats: Mapping[str, Any] | None
+    ) -> None:
+        if "audio" in modalities and spectrogram_stats is None:
+            raise ValueError("audio inputs need spectrogram_stats to be standardised")
+        mean, std = spectrogram_standardiser(spectrogram_stats or {"mean": [0.0], "std": [1.0]})
+        # Not part of the state_dict: the statistics travel in the training summary.
+        self.register_buffer("audio_mean", mean, persistent=False)
+        self.register_buffer("audio_std", std, persistent=False)
+
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict:
+        if "audio" in batch:
+            batch["audio"] = (batch["audio"].float() - self.audio_mean) / self.audio_std
+        return batch
+
+
+class EmotionClassifierModule(StandardisesSpectrograms):
     """Trains ``model`` (an avshared.models classifier) on batches of ``ClipDataModule``.
 
     Batches arrive raw (``audio`` float16 dB, ``video`` uint8); ``spectrogram_stats`` standardise
@@ -83,12 +103,7 @@ class EmotionClassifierModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.warmup_epochs = warmup_epochs
         self.implementation = checked_adamw_implementation(implementation)
-        if "audio" in self.modalities and spectrogram_stats is None:
-            raise ValueError("audio inputs need spectrogram_stats to be standardised")
-        mean, std = spectrogram_standardiser(spectrogram_stats or {"mean": [0.0], "std": [1.0]})
-        # Not part of the state_dict: the statistics travel in the training summary.
-        self.register_buffer("audio_mean", mean, persistent=False)
-        self.register_buffer("audio_std", std, persistent=False)
+        self._keep_spectrogram_stats(self.modalities, spectrogram_stats)
         classes = model.config.num_classes
         metrics: dict[str, nn.Module] = {}
         for stage in ("train", "val"):
@@ -101,11 +116,6 @@ class EmotionClassifierModule(L.LightningModule):
         )
         metrics |= {name: _accuracy(classes) for name in self.single_sense_metrics.values()}
         self.metrics = nn.ModuleDict(metrics)
-
-    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict:
-        if "audio" in batch:
-            batch["audio"] = (batch["audio"].float() - self.audio_mean) / self.audio_std
-        return batch
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.model(**inputs_of(batch, self.modalities))

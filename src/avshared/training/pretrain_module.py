@@ -13,15 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import lightning as L
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from avshared.models import MaskedAutoencoder
 from avshared.training.module import (
+    StandardisesSpectrograms,
     checked_adamw_implementation,
     configure_adamw,
-    spectrogram_standardiser,
 )
 
 #: The per-epoch metrics of a pretraining run: the objective, each sense's reconstruction loss on
@@ -34,7 +33,7 @@ PRETRAIN_METRICS: tuple[str, ...] = (
 )
 
 
-class MaskedAutoencoderModule(L.LightningModule):
+class MaskedAutoencoderModule(StandardisesSpectrograms):
     """Trains ``model`` on batches of ``PretrainingDataModule`` (``audio`` float16 dB, ``video``
     uint8), standardising the audio with ``spectrogram_stats`` on the device. Logs per epoch the
     ``PRETRAIN_METRICS`` that apply; AdamW with warm-up and cosine decay as the phases
@@ -56,20 +55,11 @@ class MaskedAutoencoderModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.warmup_epochs = warmup_epochs
         self.implementation = checked_adamw_implementation(implementation)
-        if "audio" in model.modalities and spectrogram_stats is None:
-            raise ValueError("audio inputs need spectrogram_stats to be standardised")
-        mean, std = spectrogram_standardiser(spectrogram_stats or {"mean": [0.0], "std": [1.0]})
-        self.register_buffer("audio_mean", mean, persistent=False)
-        self.register_buffer("audio_std", std, persistent=False)
+        self._keep_spectrogram_stats(model.modalities, spectrogram_stats)
         logged = ["train_loss", *(f"train_reconstruction_{m}" for m in model.modalities)]
         if model.contrastive_weight > 0 and len(model.modalities) > 1:
             logged.append("train_contrastive")
         self.metrics = nn.ModuleDict({name: MeanMetric() for name in logged})
-
-    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict:
-        if "audio" in batch:
-            batch["audio"] = (batch["audio"].float() - self.audio_mean) / self.audio_std
-        return batch
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         inputs = {m: batch[m] for m in self.model.modalities}
