@@ -86,6 +86,21 @@ def test_bench_optimiser_smoke(tmp_path):
     assert all(r["median_s"] > 0 and r["best_s"] > 0 for r in results.values())
 
 
+@pytest.mark.slow  # inductor compiles five graphs of the tiny model: a minute or two
+def test_bench_compile_smoke(tmp_path):
+    output = run_benchmark(
+        "bench_compile.py", "--smoke", "--json", str(tmp_path / "r.json"), cwd=tmp_path
+    )
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["results"]) == {"eager", "compiled"}
+    for variant, result in report["results"].items():
+        assert result["samples_per_s"] > 0 and result["startup_s"] > 0, variant
+    graphs = set(report["runs"]["compiled"][0]["startup_s"])
+    assert {"first training steps", "last training batch", "validation audio+video"} <= graphs
+    assert report["run_steps"] > 0
+    assert "compile cost" in output
+
+
 @pytest.mark.slow  # four whole processes: about 2 minutes on 2 cores
 def test_bench_pretrain_smoke(tmp_path):
     output = run_benchmark(
