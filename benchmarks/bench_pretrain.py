@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bench_training import phase_config, synthetic_phase_data
+from bench_training import CHILD_FLAG, synthetic_phase
+from bench_training import PARAMETERS as TRAINING
 from measure import (
     PROJECT_ROOT,
     at_end,
@@ -51,9 +52,7 @@ from measure import (
     write_json,
 )
 
-TRAINING = PROJECT_ROOT / "conf" / "base" / "parameters_training.yml"
 PRETRAIN = PROJECT_ROOT / "conf" / "base" / "parameters_pretrain.yml"
-CHILD_FLAG = "--child"
 BASELINE = "supervised bimodal step (baseline)"
 #: Changes to the pretrain parameters that each variant makes; None: the baseline.
 VARIANTS: dict[str, dict[str, Any] | None] = {
@@ -97,10 +96,14 @@ def run_child(spec: dict[str, Any]) -> None:
 
     scratch = Path(spec["scratch"])
     trainer = {"max_epochs": spec["epochs"], "min_epochs": spec["epochs"], "devices": 1}
-    config = phase_config("bimodal", scratch, {"data": {"batch_size": spec["batch_size"]}}, trainer)
     # One batch of validation clips, which the supervised step needs and pretraining leaves out.
-    targets, stores, stats = synthetic_phase_data(
-        "bimodal", scratch / "stores", spec["clips"], spec["batch_size"]
+    config, targets, stores, stats = synthetic_phase(
+        "bimodal",
+        scratch,
+        {"data": {"batch_size": spec["batch_size"]}},
+        trainer,
+        train_clips=spec["clips"],
+        val_clips=spec["batch_size"],
     )
     model_config = sized_model_config(config, stores)
     # Two clips, for counting FLOPs.

@@ -186,6 +186,22 @@ def phase_config(
     return cell_config(config, Cell(fold=0, seed=0))
 
 
+def synthetic_phase(
+    phase: str,
+    scratch: Path,
+    overrides: dict[str, Any],
+    trainer: dict[str, Any],
+    *,
+    train_clips: int,
+    val_clips: int,
+) -> tuple[dict[str, Any], Any, dict[str, Any], dict[str, Any] | None]:
+    """A measured child's set-up: ``phase_config`` in ``scratch`` and ``synthetic_phase_data``
+    in ``scratch``/stores: (config, targets, stores, stats)."""
+    config = phase_config(phase, scratch, overrides, trainer)
+    targets, stores, stats = synthetic_phase_data(phase, scratch / "stores", train_clips, val_clips)
+    return config, targets, stores, stats
+
+
 # ---------------------------------------------------------------- the measured child process
 
 
@@ -201,7 +217,7 @@ def run_child(spec: dict[str, Any]) -> None:
     scratch = Path(spec["scratch"])
     batch_size = spec["batch_size"]
     warmup, steps, profiled = spec["warmup"], spec["steps"], spec["profile_steps"]
-    config = phase_config(
+    config, targets, stores, stats = synthetic_phase(
         spec["phase"],
         scratch,
         {
@@ -209,11 +225,10 @@ def run_child(spec: dict[str, Any]) -> None:
             "model": {**spec["overrides"].get("model", {}), "preset": spec["preset"]},
         },
         {"max_epochs": 1, "min_epochs": 1, "devices": 1},
+        train_clips=(warmup + steps + profiled) * batch_size,
+        val_clips=batch_size,
     )
     config["data"]["batch_size"] = batch_size
-    targets, stores, stats = synthetic_phase_data(
-        spec["phase"], scratch / "stores", (warmup + steps + profiled) * batch_size, batch_size
-    )
 
     class Measure(L.Callback):
         """FLOPs of the last warm-up step, wall time of the timed steps, profile of the rest."""
@@ -311,14 +326,10 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
     from avshared.training.phase import train_model
 
     torch.set_num_threads(spec["threads"])
-    folder = Path(spec["scratch"])
     val = spec["clips"] // 8
-    targets, stores, stats = synthetic_phase_data(
-        spec["phase"], folder / "stores", spec["clips"] - val, val
-    )
-    config = phase_config(
+    config, targets, stores, stats = synthetic_phase(
         spec["phase"],
-        folder,
+        Path(spec["scratch"]),
         {"data": {"batch_size": spec["batch_size"], "num_workers": 0}},
         {
             "accelerator": spec["accelerator"],
@@ -326,6 +337,8 @@ def run_scaling_child(spec: dict[str, Any]) -> None:
             "max_epochs": spec["epochs"],
             "min_epochs": spec["epochs"],
         },
+        train_clips=spec["clips"] - val,
+        val_clips=val,
     )
     data = ClipDataModule(
         targets, audio=stores.get("audio"), video=stores.get("video"),

@@ -2,42 +2,31 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 from avshared.models import ModelConfig, SeparateEncodersClassifier, SharedEncoder
 
-CONFIG = ModelConfig.preset(
-    "tiny",
-    dim=16,
-    n_mels=16,
-    audio_frames=32,
-    audio_patch=(8, 8),
-    video_frames=4,
-    image_size=16,
-    video_tubelet=(2, 8, 8),
-)
 BATCH = 5
 
 
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(BATCH, 1, CONFIG.n_mels, CONFIG.audio_frames, generator=generator)
-    video = torch.rand(
-        BATCH, CONFIG.video_frames, 3, CONFIG.image_size, CONFIG.image_size, generator=generator
-    )
-    return audio, video
+@pytest.fixture
+def inputs(tiny_config, random_inputs):
+    """inputs(seed=0) -> (audio, video) of BATCH clips."""
+    return partial(random_inputs, tiny_config, BATCH)
 
 
-def _model() -> SeparateEncodersClassifier:
+def _model(config: ModelConfig) -> SeparateEncodersClassifier:
     torch.manual_seed(0)
-    return SeparateEncodersClassifier("bimodal", CONFIG).eval()
+    return SeparateEncodersClassifier("bimodal", config).eval()
 
 
 @pytest.mark.parametrize("modalities", ["audio", "video", "bimodal"])
-def test_logits_shape_for_each_modality_set(modalities):
-    audio, video = _inputs()
-    model = SeparateEncodersClassifier(modalities, CONFIG)
+def test_logits_shape_for_each_modality_set(modalities, tiny_config, inputs):
+    audio, video = inputs()
+    model = SeparateEncodersClassifier(modalities, tiny_config)
     given = {"audio": audio, "video": video}
 
     logits = model(**{m: given[m] for m in model.modalities})
@@ -45,8 +34,8 @@ def test_logits_shape_for_each_modality_set(modalities):
     assert logits.shape == (BATCH, 6)
 
 
-def test_each_modality_has_its_own_encoder_of_the_same_size():
-    model = _model()
+def test_each_modality_has_its_own_encoder_of_the_same_size(tiny_config):
+    model = _model(tiny_config)
 
     encoders = [m for m in model.modules() if isinstance(m, SharedEncoder)]
 
@@ -57,9 +46,9 @@ def test_each_modality_has_its_own_encoder_of_the_same_size():
     assert shapes[0] == shapes[1]
 
 
-def test_bimodal_logits_are_the_mean_of_the_single_modality_logits():
-    audio, video = _inputs()
-    model = _model()
+def test_bimodal_logits_are_the_mean_of_the_single_modality_logits(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config)
 
     with torch.no_grad():
         both = model(audio=audio, video=video)
@@ -69,9 +58,9 @@ def test_bimodal_logits_are_the_mean_of_the_single_modality_logits():
     torch.testing.assert_close(both, (audio_only + video_only) / 2)
 
 
-def test_presence_flags_average_over_present_modalities_only():
-    audio, video = _inputs()
-    model = _model()
+def test_presence_flags_average_over_present_modalities_only(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config)
     video_present = torch.tensor([True, False, True, False, True])
 
     with torch.no_grad():
@@ -83,10 +72,10 @@ def test_presence_flags_average_over_present_modalities_only():
     torch.testing.assert_close(mixed[video_present], both[video_present])
 
 
-def test_video_does_not_reach_the_audio_branch():
-    audio, video = _inputs()
-    _, other_video = _inputs(seed=1)
-    model = _model()
+def test_video_does_not_reach_the_audio_branch(tiny_config, inputs):
+    audio, video = inputs()
+    _, other_video = inputs(seed=1)
+    model = _model(tiny_config)
     audio_cls = []
     model.encoders["audio"].register_forward_hook(lambda _m, _a, out: audio_cls.append(out))
 

@@ -2,46 +2,31 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 from avshared.models import ModelConfig, SharedEncoder, SharedEncoderClassifier
 
-CONFIG = ModelConfig.preset(
-    "tiny",
-    dim=16,
-    n_mels=16,
-    audio_frames=32,
-    audio_patch=(8, 8),
-    video_frames=4,
-    image_size=16,
-    video_tubelet=(2, 8, 8),
-)
 BATCH = 6
 
 
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(BATCH, 1, CONFIG.n_mels, CONFIG.audio_frames, generator=generator)
-    video = torch.randint(
-        0,
-        256,
-        (BATCH, CONFIG.video_frames, 3, CONFIG.image_size, CONFIG.image_size),
-        generator=generator,
-        dtype=torch.uint8,
-    )
-    return audio, video
+@pytest.fixture
+def inputs(tiny_config, random_inputs):
+    """inputs(seed=0) -> (audio, uint8 video) of BATCH clips."""
+    return partial(random_inputs, tiny_config, BATCH, video_dtype=torch.uint8)
 
 
-def _model(config: ModelConfig = CONFIG) -> SharedEncoderClassifier:
+def _model(config: ModelConfig) -> SharedEncoderClassifier:
     torch.manual_seed(0)
     return SharedEncoderClassifier(("audio", "video"), config).eval()
 
 
 @pytest.mark.parametrize("modalities", ["audio", "video", "bimodal"])
-def test_logits_shape_for_each_modality_set(modalities):
-    audio, video = _inputs()
-    model = SharedEncoderClassifier(modalities, CONFIG)
+def test_logits_shape_for_each_modality_set(modalities, tiny_config, inputs):
+    audio, video = inputs()
+    model = SharedEncoderClassifier(modalities, tiny_config)
     given = {"audio": audio, "video": video}
 
     logits = model(**{m: given[m] for m in model.modalities})
@@ -49,26 +34,26 @@ def test_logits_shape_for_each_modality_set(modalities):
     assert logits.shape == (BATCH, 6)
 
 
-def test_bimodal_model_answers_with_one_modality():
-    audio, video = _inputs()
-    model = _model()
+def test_bimodal_model_answers_with_one_modality(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config)
 
     assert model(audio=audio).shape == (BATCH, 6)
     assert model(video=video).shape == (BATCH, 6)
 
 
-def test_predict_proba_gives_distributions():
-    audio, video = _inputs()
+def test_predict_proba_gives_distributions(tiny_config, inputs):
+    audio, video = inputs()
 
-    probabilities = _model().predict_proba(audio, video)
+    probabilities = _model(tiny_config).predict_proba(audio, video)
 
     assert probabilities.shape == (BATCH, 6)
     assert (probabilities >= 0).all()
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(BATCH))
 
 
-def test_there_is_exactly_one_encoder():
-    model = _model()
+def test_there_is_exactly_one_encoder(tiny_config):
+    model = _model(tiny_config)
 
     encoders = [m for m in model.modules() if isinstance(m, SharedEncoder)]
 
@@ -76,9 +61,9 @@ def test_there_is_exactly_one_encoder():
     assert encoders[0] is model.encoder
 
 
-def test_audio_only_and_video_only_train_the_same_encoder_parameters():
-    audio, video = _inputs()
-    model = _model().train()
+def test_audio_only_and_video_only_train_the_same_encoder_parameters(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config).train()
     encoder_parameters = dict(model.encoder.named_parameters())
     gradients = {}
     for name, kwargs in (("audio", {"audio": audio}), ("video", {"video": video})):
@@ -98,20 +83,20 @@ def test_audio_only_and_video_only_train_the_same_encoder_parameters():
         assert not torch.equal(audio_grad, video_grad), parameter_name
 
 
-def test_early_fusion_feeds_both_token_sets_to_one_encoder_call():
-    audio, video = _inputs()
-    model = _model()
+def test_early_fusion_feeds_both_token_sets_to_one_encoder_call(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config)
     seen = []
     model.encoder.register_forward_hook(lambda _module, args, _output: seen.append(args[0].shape))
 
     model(audio=audio, video=video)
 
-    assert seen == [(BATCH, CONFIG.audio_tokens + CONFIG.video_tokens, CONFIG.dim)]
+    assert seen == [(BATCH, tiny_config.audio_tokens + tiny_config.video_tokens, tiny_config.dim)]
 
 
-def test_encoder_inputs_are_what_forward_feeds_the_encoder():
-    audio, video = _inputs()
-    model = _model()
+def test_encoder_inputs_are_what_forward_feeds_the_encoder(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config)
     present = torch.tensor([True, False, True, True, False, True])
     seen = []
     model.encoder.register_forward_hook(
@@ -126,19 +111,21 @@ def test_encoder_inputs_are_what_forward_feeds_the_encoder():
     torch.testing.assert_close(tokens, seen[0][0][0])
     torch.testing.assert_close(mask, seen[0][1]["padding_mask"])
     assert spans == {
-        "audio": slice(0, CONFIG.audio_tokens),
-        "video": slice(CONFIG.audio_tokens, CONFIG.audio_tokens + CONFIG.video_tokens),
+        "audio": slice(0, tiny_config.audio_tokens),
+        "video": slice(
+            tiny_config.audio_tokens, tiny_config.audio_tokens + tiny_config.video_tokens
+        ),
     }
     assert mask[:, spans["video"]].all(dim=1).tolist() == (~present).tolist()
     assert not mask[:, spans["audio"]].any()
-    assert no_mask is None and video_spans == {"video": slice(0, CONFIG.video_tokens)}
-    assert video_tokens.shape == (BATCH, CONFIG.video_tokens, CONFIG.dim)
+    assert no_mask is None and video_spans == {"video": slice(0, tiny_config.video_tokens)}
+    assert video_tokens.shape == (BATCH, tiny_config.video_tokens, tiny_config.dim)
 
 
-def test_changing_video_changes_the_prediction_for_fixed_audio():
-    audio, video = _inputs()
-    _, other_video = _inputs(seed=1)
-    model = _model()
+def test_changing_video_changes_the_prediction_for_fixed_audio(tiny_config, inputs):
+    audio, video = inputs()
+    _, other_video = inputs(seed=1)
+    model = _model(tiny_config)
 
     with torch.no_grad():
         first = model(audio=audio, video=video)
@@ -147,10 +134,10 @@ def test_changing_video_changes_the_prediction_for_fixed_audio():
     assert (first - second).abs().amax(dim=1).min() > 1e-4  # every sample moved
 
 
-def test_absent_modality_flags_reduce_to_single_modality_outputs():
-    audio, video = _inputs()
-    _, other_video = _inputs(seed=1)
-    model = _model()
+def test_absent_modality_flags_reduce_to_single_modality_outputs(tiny_config, inputs):
+    audio, video = inputs()
+    _, other_video = inputs(seed=1)
+    model = _model(tiny_config)
     audio_present = torch.tensor([True, True, False, True, False, True])
     video_present = torch.tensor([False, True, True, False, True, True])
 
@@ -168,9 +155,9 @@ def test_absent_modality_flags_reduce_to_single_modality_outputs():
     torch.testing.assert_close(all_video_absent, audio_only)
 
 
-def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample():
-    audio, video = _inputs()
-    model = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
+def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "modality_dropout": 1.0}))
     with torch.no_grad():
         audio_only = model(audio=audio)
         video_only = model(video=video)
@@ -183,19 +170,21 @@ def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample():
     assert matches_audio.any() and matches_video.any()
 
 
-def test_modality_dropout_is_off_in_eval_and_at_zero_probability():
-    audio, video = _inputs()
-    dropping = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
-    keeping = _model().train()
+def test_modality_dropout_is_off_in_eval_and_at_zero_probability(tiny_config, inputs):
+    audio, video = inputs()
+    dropping = _model(
+        ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "modality_dropout": 1.0})
+    )
+    keeping = _model(tiny_config).train()
     with torch.no_grad():
-        reference = _model()(audio=audio, video=video)
+        reference = _model(tiny_config)(audio=audio, video=video)
         torch.testing.assert_close(dropping.eval()(audio=audio, video=video), reference)
         torch.testing.assert_close(keeping(audio=audio, video=video), reference)
 
 
-def test_modality_dropout_never_drops_a_sample_s_only_modality():
-    audio, video = _inputs()
-    model = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
+def test_modality_dropout_never_drops_a_sample_s_only_modality(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "modality_dropout": 1.0}))
     video_present = torch.tensor([False, False, False, True, True, True])
     with torch.no_grad():
         audio_only = model(audio=audio)
@@ -205,20 +194,22 @@ def test_modality_dropout_never_drops_a_sample_s_only_modality():
     torch.testing.assert_close(dropped[~video_present], audio_only[~video_present])
 
 
-def test_call_errors_tell_what_to_do():
-    audio, video = _inputs()
-    audio_model = SharedEncoderClassifier("audio", CONFIG)
+def test_call_errors_tell_what_to_do(tiny_config, inputs):
+    audio, video = inputs()
+    audio_model = SharedEncoderClassifier("audio", tiny_config)
 
     with pytest.raises(ValueError, match=r"built for \['audio'\] and cannot take \['video'\]"):
         audio_model(audio=audio, video=video)
     with pytest.raises(ValueError, match="at least one input"):
         audio_model()
     with pytest.raises(ValueError, match="same batch size"):
-        _model()(audio=audio, video=video[:2])
+        _model(tiny_config)(audio=audio, video=video[:2])
     with pytest.raises(ValueError, match=r"samples \[0\] have no modality present"):
         none_for_first = torch.tensor([False] + [True] * (BATCH - 1))
-        _model()(audio, video, audio_present=none_for_first, video_present=none_for_first)
+        _model(tiny_config)(
+            audio, video, audio_present=none_for_first, video_present=none_for_first
+        )
     with pytest.raises(ValueError, match="video_present was given without video input"):
-        _model()(audio=audio, video_present=torch.ones(BATCH, dtype=torch.bool))
+        _model(tiny_config)(audio=audio, video_present=torch.ones(BATCH, dtype=torch.bool))
     with pytest.raises(ValueError, match="unknown modalities 'speech'"):
-        SharedEncoderClassifier("speech", CONFIG)
+        SharedEncoderClassifier("speech", tiny_config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -12,37 +14,24 @@ from avshared.models import (
     SharedLateFusionClassifier,
 )
 
-CONFIG = ModelConfig.preset(
-    "tiny",
-    dim=16,
-    n_mels=16,
-    audio_frames=32,
-    audio_patch=(8, 8),
-    video_frames=4,
-    image_size=16,
-    video_tubelet=(2, 8, 8),
-)
 BATCH = 5
 
 
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(BATCH, 1, CONFIG.n_mels, CONFIG.audio_frames, generator=generator)
-    video = torch.rand(
-        BATCH, CONFIG.video_frames, 3, CONFIG.image_size, CONFIG.image_size, generator=generator
-    )
-    return audio, video
+@pytest.fixture
+def inputs(tiny_config, random_inputs):
+    """inputs(seed=0) -> (audio, video) of BATCH clips."""
+    return partial(random_inputs, tiny_config, BATCH)
 
 
-def _model(config: ModelConfig = CONFIG) -> SharedLateFusionClassifier:
+def _model(config: ModelConfig) -> SharedLateFusionClassifier:
     torch.manual_seed(0)
     return SharedLateFusionClassifier("bimodal", config).eval()
 
 
 @pytest.mark.parametrize("modalities", ["audio", "video", "bimodal"])
-def test_logits_shape_for_each_modality_set(modalities):
-    audio, video = _inputs()
-    model = SharedLateFusionClassifier(modalities, CONFIG)
+def test_logits_shape_for_each_modality_set(modalities, tiny_config, inputs):
+    audio, video = inputs()
+    model = SharedLateFusionClassifier(modalities, tiny_config)
     given = {"audio": audio, "video": video}
 
     logits = model(**{m: given[m] for m in model.modalities})
@@ -50,10 +39,10 @@ def test_logits_shape_for_each_modality_set(modalities):
     assert logits.shape == (BATCH, 6)
 
 
-def test_one_encoder_and_head_with_the_shared_models_parameters_and_initial_weights():
-    late = _model()
+def test_one_encoder_and_head_with_the_shared_models_parameters_and_initial_weights(tiny_config):
+    late = _model(tiny_config)
     torch.manual_seed(0)
-    early = SharedEncoderClassifier("bimodal", CONFIG)
+    early = SharedEncoderClassifier("bimodal", tiny_config)
 
     assert len([m for m in late.modules() if isinstance(m, SharedEncoder)]) == 1
     late_state, early_state = late.state_dict(), early.state_dict()
@@ -62,9 +51,9 @@ def test_one_encoder_and_head_with_the_shared_models_parameters_and_initial_weig
         assert torch.equal(late_state[name], weights), name
 
 
-def test_a_single_modality_gets_exactly_the_encoder_and_head_on_its_own_tokens():
-    audio, video = _inputs()
-    model = _model()
+def test_a_single_modality_gets_exactly_the_encoder_and_head_on_its_own_tokens(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config)
 
     with torch.no_grad():
         audio_only = model(audio=audio)
@@ -76,9 +65,9 @@ def test_a_single_modality_gets_exactly_the_encoder_and_head_on_its_own_tokens()
     torch.testing.assert_close(both, (audio_only + video_only) / 2)
 
 
-def test_presence_flags_average_over_present_modalities_only():
-    audio, video = _inputs()
-    model = _model()
+def test_presence_flags_average_over_present_modalities_only(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(tiny_config)
     video_present = torch.tensor([True, False, True, False, True])
 
     with torch.no_grad():
@@ -90,10 +79,10 @@ def test_presence_flags_average_over_present_modalities_only():
     torch.testing.assert_close(mixed[video_present], both[video_present])
 
 
-def test_the_senses_meet_only_at_the_output():
-    audio, video = _inputs()
-    _, other_video = _inputs(seed=1)
-    model = _model()
+def test_the_senses_meet_only_at_the_output(tiny_config, inputs):
+    audio, video = inputs()
+    _, other_video = inputs(seed=1)
+    model = _model(tiny_config)
 
     with torch.no_grad():
         first, _ = model.modality_logits(audio=audio, video=video)
@@ -103,9 +92,9 @@ def test_the_senses_meet_only_at_the_output():
     assert not torch.allclose(first["video"], second["video"])
 
 
-def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample():
-    audio, video = _inputs()
-    model = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
+def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "modality_dropout": 1.0}))
     model.train()  # dropout=0: only modalities drop; the same kernels for every call
     with torch.no_grad():
         audio_only = model(audio=audio)

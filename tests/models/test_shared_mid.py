@@ -3,36 +3,31 @@ sequence, masking of missing modalities."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
 
 from avshared.models import ModelConfig, SharedMidFusionClassifier, build_model, count_parameters
 
-CONFIG = ModelConfig.preset(
-    "tiny",
-    dim=16,
-    depth=4,
-    n_mels=16,
-    audio_frames=32,
-    audio_patch=(8, 8),
-    video_frames=4,
-    image_size=16,
-    video_tubelet=(2, 8, 8),
-)
 BATCH = 6
 
 
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(BATCH, 1, CONFIG.n_mels, CONFIG.audio_frames, generator=generator)
-    video = torch.rand(
-        BATCH, CONFIG.video_frames, 3, CONFIG.image_size, CONFIG.image_size, generator=generator
-    )
-    return audio, video
+@pytest.fixture
+def tiny_config(tiny_config):
+    """The shared tiny configuration four layers deep, so that the first k can be per-modality."""
+    return replace(tiny_config, depth=4)
 
 
-def _model(config: ModelConfig = CONFIG) -> SharedMidFusionClassifier:
+@pytest.fixture
+def inputs(tiny_config, random_inputs):
+    """inputs(seed=0) -> (audio, video) of BATCH clips."""
+    return partial(random_inputs, tiny_config, BATCH)
+
+
+def _model(config: ModelConfig) -> SharedMidFusionClassifier:
     torch.manual_seed(0)
     return SharedMidFusionClassifier("bimodal", config).eval()
 
@@ -44,9 +39,9 @@ def _depths(model: SharedMidFusionClassifier) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("modalities", ["audio", "video", "bimodal"])
-def test_logits_shape_for_each_modality_set(modalities):
-    audio, video = _inputs()
-    model = SharedMidFusionClassifier(modalities, CONFIG)
+def test_logits_shape_for_each_modality_set(modalities, tiny_config, inputs):
+    audio, video = inputs()
+    model = SharedMidFusionClassifier(modalities, tiny_config)
     given = {"audio": audio, "video": video}
 
     logits = model(**{m: given[m] for m in model.modalities})
@@ -55,37 +50,41 @@ def test_logits_shape_for_each_modality_set(modalities):
 
 
 @pytest.mark.parametrize(("separate_layers", "expected"), [(None, 2), (1, 1), (3, 3)])
-def test_the_first_k_layers_are_per_modality_and_the_rest_shared(separate_layers, expected):
+def test_the_first_k_layers_are_per_modality_and_the_rest_shared(
+    separate_layers, expected, tiny_config
+):
     model = _model(
-        ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "separate_layers": separate_layers})
+        ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "separate_layers": separate_layers})
     )
 
     assert model.separate_layers == expected
     assert _depths(model) == {
         "audio_layers": expected,
         "video_layers": expected,
-        "shared_layers": CONFIG.depth - expected,
+        "shared_layers": tiny_config.depth - expected,
     }
     audio_ids = {id(p) for p in model.modality_layers["audio"].parameters()}
     assert audio_ids.isdisjoint(id(p) for p in model.modality_layers["video"].parameters())
 
 
-def test_parameters_lie_between_the_shared_and_the_separate_model():
-    one_layer = count_parameters(_model().modality_layers["audio"].layers[0])
+def test_parameters_lie_between_the_shared_and_the_separate_model(tiny_config):
+    one_layer = count_parameters(_model(tiny_config).modality_layers["audio"].layers[0])
     counts = {
-        kind: count_parameters(build_model(kind, "bimodal", CONFIG))
+        kind: count_parameters(build_model(kind, "bimodal", tiny_config))
         for kind in ("shared", "shared_mid", "separate")
     }
 
     assert counts["shared"] < counts["shared_mid"] < counts["separate"]
     # The second modality's copy of the k = depth // 2 separate layers is all mid fusion adds.
-    assert counts["shared_mid"] - counts["shared"] == (CONFIG.depth // 2) * one_layer
+    assert counts["shared_mid"] - counts["shared"] == (tiny_config.depth // 2) * one_layer
 
 
-def test_the_per_modality_layers_see_their_own_modality_only_and_the_shared_ones_both():
-    audio, video = _inputs()
-    _, other_video = _inputs(seed=1)
-    model = _model()
+def test_the_per_modality_layers_see_their_own_modality_only_and_the_shared_ones_both(
+    tiny_config, inputs
+):
+    audio, video = inputs()
+    _, other_video = inputs(seed=1)
+    model = _model(tiny_config)
     audio_states = []
     model.modality_layers["audio"].register_forward_hook(
         lambda _m, _a, out: audio_states.append(out)
@@ -99,10 +98,10 @@ def test_the_per_modality_layers_see_their_own_modality_only_and_the_shared_ones
     assert (first - second).abs().amax(dim=1).min() > 1e-4  # every sample's prediction moved
 
 
-def test_absent_modality_flags_reduce_to_single_modality_outputs():
-    audio, video = _inputs()
-    _, other_video = _inputs(seed=1)
-    model = _model()
+def test_absent_modality_flags_reduce_to_single_modality_outputs(tiny_config, inputs):
+    audio, video = inputs()
+    _, other_video = inputs(seed=1)
+    model = _model(tiny_config)
     audio_present = torch.tensor([True, True, False, True, False, True])
     video_present = torch.tensor([False, True, True, False, True, True])
 
@@ -120,9 +119,9 @@ def test_absent_modality_flags_reduce_to_single_modality_outputs():
     torch.testing.assert_close(all_video_absent, audio_only)
 
 
-def test_a_missing_modality_leaves_the_gradients_finite():
-    audio, video = _inputs()
-    model = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "dropout": 0.1})).train()
+def test_a_missing_modality_leaves_the_gradients_finite(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "dropout": 0.1})).train()
     video_present = torch.tensor([True, False, True, False, True, False])
 
     logits = model(audio=audio, video=video, video_present=video_present)
@@ -132,9 +131,9 @@ def test_a_missing_modality_leaves_the_gradients_finite():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample():
-    audio, video = _inputs()
-    model = _model(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "modality_dropout": 1.0}))
+def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample(tiny_config, inputs):
+    audio, video = inputs()
+    model = _model(ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "modality_dropout": 1.0}))
     with torch.no_grad():
         audio_only = model(audio=audio)
         video_only = model(video=video)
@@ -147,8 +146,8 @@ def test_modality_dropout_leaves_exactly_one_modality_per_dropped_sample():
     assert matches_audio.any() and matches_video.any()
 
 
-def test_a_model_too_shallow_to_split_is_refused_with_what_to_do():
+def test_a_model_too_shallow_to_split_is_refused_with_what_to_do(tiny_config):
     with pytest.raises(ValueError, match=r"depth >= 2.*raise model\.depth"):
         SharedMidFusionClassifier(
-            "bimodal", ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "depth": 1})
+            "bimodal", ModelConfig.preset("tiny", **{**tiny_config.to_dict(), "depth": 1})
         )
