@@ -11,12 +11,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    import torch
+
+    from avshared.models import ModelConfig
 
 # Kedro's telemetry plugin must never prompt or reach the network from tests.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -249,3 +255,54 @@ def demo_project_run(tmp_path_factory) -> ProjectRun:
     _small_demo_conf(project / "conf" / "local")
     log = [run_kedro(project, "--pipelines=demo_data"), run_kedro(project)]
     return ProjectRun(project, f"sqlite:///{project / 'mlflow.db'}", "\n".join(log))
+
+
+# ---------------------------------------------------------------- a tiny model and its inputs
+# One tiny model configuration for the model, training and analysis tests; a test that needs other
+# fields derives its own with dataclasses.replace(tiny_config, ...). torch and avshared.models are
+# imported in the fixtures: most tests never build a model.
+
+#: random_inputs(config, batch, seed=0, video_dtype=torch.float32) -> (audio, video)
+RandomInputs = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    """The tiny preset, 16 wide, on 16 mel bands x 32 frames (2 x 4 audio tokens of 8 x 8) and 4
+    frames of 16 x 16 pixels (2 x 2 x 2 video tubelets of 2 x 8 x 8)."""
+    from avshared.models import ModelConfig
+
+    return ModelConfig.preset(
+        "tiny",
+        dim=16,
+        n_mels=16,
+        audio_frames=32,
+        audio_patch=(8, 8),
+        video_frames=4,
+        image_size=16,
+        video_tubelet=(2, 8, 8),
+    )
+
+
+@pytest.fixture
+def random_inputs() -> RandomInputs:
+    """A factory of seeded random inputs for ``batch`` clips: audio (B, 1, n_mels, frames),
+    standard normal; video (B, T, 3, H, W), uniform in [0, 1) or, as uint8, in 0..255."""
+    import torch
+
+    def make(
+        config: ModelConfig,
+        batch: int,
+        seed: int = 0,
+        video_dtype: torch.dtype = torch.float32,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        audio = torch.randn(batch, 1, config.n_mels, config.audio_frames, generator=generator)
+        shape = (batch, config.video_frames, 3, config.image_size, config.image_size)
+        if video_dtype == torch.uint8:
+            video = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+        else:
+            video = torch.rand(shape, generator=generator, dtype=video_dtype)
+        return audio, video
+
+    return make

@@ -1,6 +1,9 @@
-"""Small models and inputs shared by the analysis tests."""
+"""Small models and inputs shared by the analysis tests, on the suite's tiny_config: 2 x 4 = 8
+audio tokens, 2 x 2 x 2 = 8 video tokens, width 16, two layers of two heads."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,59 +15,27 @@ from avshared.models import (
     SharedMidFusionClassifier,
 )
 
-#: 2 x 4 = 8 audio tokens, 2 x 2 x 2 = 8 video tokens, width 16.
-CONFIG = ModelConfig.preset(
-    "tiny",
-    dim=16,
-    heads=2,
-    depth=2,
-    n_mels=16,
-    audio_frames=32,
-    audio_patch=(8, 8),
-    video_frames=4,
-    image_size=16,
-    video_tubelet=(2, 8, 8),
-)
-
-
-def make_inputs(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(batch, 1, CONFIG.n_mels, CONFIG.audio_frames, generator=generator)
-    video = torch.randint(
-        0,
-        256,
-        (batch, CONFIG.video_frames, 3, CONFIG.image_size, CONFIG.image_size),
-        generator=generator,
-        dtype=torch.uint8,
-    )
-    return audio, video
-
 
 @pytest.fixture
-def config() -> ModelConfig:
-    return CONFIG
-
-
-@pytest.fixture
-def shared_model() -> SharedEncoderClassifier:
+def shared_model(tiny_config: ModelConfig) -> SharedEncoderClassifier:
     torch.manual_seed(0)
-    return SharedEncoderClassifier(("audio", "video"), CONFIG).eval()
+    return SharedEncoderClassifier(("audio", "video"), tiny_config).eval()
 
 
 @pytest.fixture
-def separate_model() -> SeparateEncodersClassifier:
+def separate_model(tiny_config: ModelConfig) -> SeparateEncodersClassifier:
     torch.manual_seed(1)
-    return SeparateEncodersClassifier(("audio", "video"), CONFIG).eval()
+    return SeparateEncodersClassifier(("audio", "video"), tiny_config).eval()
 
 
 @pytest.fixture
-def mid_model() -> SharedMidFusionClassifier:
+def mid_model(tiny_config: ModelConfig) -> SharedMidFusionClassifier:
     """Mid fusion over three layers: two per sense, then one shared."""
     torch.manual_seed(2)
-    config = ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "depth": 3, "separate_layers": 2})
+    config = replace(tiny_config, depth=3, separate_layers=2)
     return SharedMidFusionClassifier(("audio", "video"), config).eval()
 
 
 @pytest.fixture
-def inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    return make_inputs(5)
+def inputs(tiny_config: ModelConfig, random_inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    return random_inputs(tiny_config, 5, video_dtype=torch.uint8)

@@ -134,9 +134,9 @@ def test_the_models_training_mode_is_restored(shared_model, inputs):
     assert shared_model.training
 
 
-def test_a_one_sense_model_is_refused(config, inputs):
+def test_a_one_sense_model_is_refused(tiny_config, inputs):
     with pytest.raises(ValueError, match="audio and video"):
-        clip_embeddings(SharedEncoderClassifier("audio", config), *inputs)
+        clip_embeddings(SharedEncoderClassifier("audio", tiny_config), *inputs)
 
 
 def test_a_selection_keeps_the_rows_of_every_embedding_in_the_order_asked(shared_model, inputs):

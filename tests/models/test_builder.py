@@ -10,7 +10,6 @@ from avshared.models import (
     MODEL_KINDS,
     PRESETS,
     ClassificationHead,
-    ModelConfig,
     SeparateEncodersClassifier,
     SharedEncoder,
     SharedEncoderClassifier,
@@ -21,55 +20,42 @@ from avshared.models import (
     restore_model,
 )
 
-TINY = ModelConfig.preset(
-    "tiny",
-    dim=16,
-    n_mels=16,
-    audio_frames=32,
-    audio_patch=(8, 8),
-    video_frames=4,
-    image_size=16,
-    video_tubelet=(2, 8, 8),
-)
 
-
-def test_build_model_picks_the_class_and_modalities():
-    shared = build_model("shared", "video", TINY)
-    separate = build_model("separate", ["video", "audio"], TINY)
+def test_build_model_picks_the_class_and_modalities(tiny_config):
+    shared = build_model("shared", "video", tiny_config)
+    separate = build_model("separate", ["video", "audio"], tiny_config)
 
     assert isinstance(shared, SharedEncoderClassifier)
     assert shared.modalities == ("video",)
     assert isinstance(separate, SeparateEncodersClassifier)
     assert separate.modalities == ("audio", "video")
-    assert separate.config == TINY
-    assert isinstance(build_model("shared_late", "bimodal", TINY), SharedLateFusionClassifier)
-    assert isinstance(build_model("shared_mid", "bimodal", TINY), SharedMidFusionClassifier)
+    assert separate.config == tiny_config
+    assert isinstance(
+        build_model("shared_late", "bimodal", tiny_config), SharedLateFusionClassifier
+    )
+    assert isinstance(build_model("shared_mid", "bimodal", tiny_config), SharedMidFusionClassifier)
 
 
 @pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
-def test_every_kind_is_restored_from_its_config_and_weights(kind):
+def test_every_kind_is_restored_from_its_config_and_weights(kind, tiny_config, random_inputs):
     torch.manual_seed(0)
-    trained = build_model(kind, "bimodal", TINY).eval()
-    generator = torch.Generator().manual_seed(1)
-    audio = torch.randn(3, 1, TINY.n_mels, TINY.audio_frames, generator=generator)
-    video = torch.rand(
-        3, TINY.video_frames, 3, TINY.image_size, TINY.image_size, generator=generator
-    )
+    trained = build_model(kind, "bimodal", tiny_config).eval()
+    audio, video = random_inputs(tiny_config, 3, seed=1)
 
     torch.manual_seed(1)  # other initial weights: only the loaded ones may give the same outputs
-    restored = restore_model(kind, ["audio", "video"], TINY.to_dict(), trained.state_dict())
+    restored = restore_model(kind, ["audio", "video"], tiny_config.to_dict(), trained.state_dict())
 
     assert type(restored) is MODEL_KINDS[kind] and not restored.training
     with torch.no_grad():
         assert torch.equal(restored(audio=audio, video=video), trained(audio=audio, video=video))
-    wider = {**TINY.to_dict(), "dim": 2 * TINY.dim}
+    wider = {**tiny_config.to_dict(), "dim": 2 * tiny_config.dim}
     with pytest.raises(ValueError, match=f"do not fit the {kind} model"):
         restore_model(kind, "bimodal", wider, trained.state_dict())
 
 
-def test_build_model_refuses_unknown_kinds():
+def test_build_model_refuses_unknown_kinds(tiny_config):
     with pytest.raises(ValueError, match="unknown model kind 'joint'"):
-        build_model("joint", "bimodal", TINY)
+        build_model("joint", "bimodal", tiny_config)
 
 
 def test_count_parameters_counts_shared_tensors_once_and_can_skip_frozen_ones():
@@ -81,13 +67,13 @@ def test_count_parameters_counts_shared_tensors_once_and_can_skip_frozen_ones():
     assert count_parameters(twice, trainable_only=True) == 4 * 3
 
 
-def test_shared_bimodal_saves_one_encoder_over_the_baseline():
-    shared = build_model("shared", "bimodal", TINY)
-    separate = build_model("separate", "bimodal", TINY)
+def test_shared_bimodal_saves_one_encoder_over_the_baseline(tiny_config):
+    shared = build_model("shared", "bimodal", tiny_config)
+    separate = build_model("separate", "bimodal", tiny_config)
 
     one_encoder_and_head = count_parameters(
-        SharedEncoder(TINY.dim, TINY.depth, TINY.heads, TINY.mlp_ratio)
-    ) + count_parameters(ClassificationHead(TINY.dim, TINY.num_classes))
+        SharedEncoder(tiny_config.dim, tiny_config.depth, tiny_config.heads, tiny_config.mlp_ratio)
+    ) + count_parameters(ClassificationHead(tiny_config.dim, tiny_config.num_classes))
 
     assert count_parameters(separate) - count_parameters(shared) == one_encoder_and_head
 
@@ -113,12 +99,14 @@ def test_preset_parameter_counts(preset):
 
 
 @pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
-def test_tiny_model_overfits_twelve_random_samples(kind):
+def test_tiny_model_overfits_twelve_random_samples(kind, tiny_config):
     torch.manual_seed(0)
-    audio = torch.randn(12, 1, TINY.n_mels, TINY.audio_frames)
-    video = torch.rand(12, TINY.video_frames, 3, TINY.image_size, TINY.image_size)
-    labels = torch.randint(0, TINY.num_classes, (12,))
-    model = build_model(kind, "bimodal", TINY)
+    audio = torch.randn(12, 1, tiny_config.n_mels, tiny_config.audio_frames)
+    video = torch.rand(
+        12, tiny_config.video_frames, 3, tiny_config.image_size, tiny_config.image_size
+    )
+    labels = torch.randint(0, tiny_config.num_classes, (12,))
+    model = build_model(kind, "bimodal", tiny_config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     steps, accuracy = 0, 0.0

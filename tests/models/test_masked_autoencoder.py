@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -18,29 +20,28 @@ from avshared.models.masked_autoencoder import (
     visible_count,
 )
 
-CONFIG = ModelConfig.preset(
-    "tiny",
-    n_mels=16,
-    audio_frames=32,
-    video_frames=4,
-    image_size=32,
-    audio_patch=(8, 8),
-    video_tubelet=(2, 16, 16),
-)  # 2 x 4 = 8 audio tokens, 2 x 2 x 2 = 8 video tokens
 DECODER = DecoderConfig(dim=16, depth=1, heads=2)
 
 
-def _inputs(batch: int = 3) -> dict[str, torch.Tensor]:
+@pytest.fixture
+def config(tiny_config: ModelConfig) -> ModelConfig:
+    """The tiny shapes 32 wide, on 32 x 32 pictures in 2 x 16 x 16 tubelets: 2 x 4 = 8 audio
+    tokens, 2 x 2 x 2 = 8 video tokens."""
+    return replace(tiny_config, dim=32, image_size=32, video_tubelet=(2, 16, 16))
+
+
+def _inputs(config: ModelConfig, batch: int = 3) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(1)
+    pictures = (batch, config.video_frames, 3, config.image_size, config.image_size)
     return {
-        "audio": torch.randn(batch, 1, 16, 32, generator=generator),
-        "video": torch.randint(0, 256, (batch, 4, 3, 32, 32), dtype=torch.uint8),
+        "audio": torch.randn(batch, 1, config.n_mels, config.audio_frames, generator=generator),
+        "video": torch.randint(0, 256, pictures, dtype=torch.uint8),
     }
 
 
-def _model(modalities="bimodal", **options) -> MaskedAutoencoder:
+def _model(config: ModelConfig, modalities="bimodal", **options) -> MaskedAutoencoder:
     torch.manual_seed(0)
-    return MaskedAutoencoder(modalities, CONFIG, DECODER, **options)
+    return MaskedAutoencoder(modalities, config, DECODER, **options)
 
 
 @pytest.mark.parametrize(("tokens", "ratio", "kept"), [(72, 0.75, 18), (98, 0.75, 24), (8, 0.9, 1)])
@@ -113,9 +114,9 @@ def test_the_decoder_predicts_every_patch_of_every_sense():
     }
 
 
-def test_hidden_tokens_never_reach_the_encoder():
-    model = _model().eval()
-    inputs = _inputs()
+def test_hidden_tokens_never_reach_the_encoder(config):
+    model = _model(config).eval()
+    inputs = _inputs(config)
     reference = model(**inputs, generator=torch.Generator().manual_seed(3))
     hidden = reference.masks["audio"].hidden
     # Change the spectrogram inside every hidden patch only (8 x 8 patches, frequency-major).
@@ -129,10 +130,10 @@ def test_hidden_tokens_never_reach_the_encoder():
     assert again.reconstruction["audio"] != reference.reconstruction["audio"]  # targets moved
 
 
-def test_one_step_lowers_the_loss_and_the_contrastive_term_joins_it():
-    model = _model(contrastive_weight=0.5)
+def test_one_step_lowers_the_loss_and_the_contrastive_term_joins_it(config):
+    model = _model(config, contrastive_weight=0.5)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    inputs = _inputs()
+    inputs = _inputs(config)
     before = model(**inputs, generator=torch.Generator().manual_seed(0))
     before.loss.backward()
     optimiser.step()
@@ -144,8 +145,8 @@ def test_one_step_lowers_the_loss_and_the_contrastive_term_joins_it():
     assert after.loss < before.loss
 
 
-def test_one_sense_has_no_contrastive_term():
-    output = _model("audio", contrastive_weight=1.0)(audio=_inputs()["audio"])
+def test_one_sense_has_no_contrastive_term(config):
+    output = _model(config, "audio", contrastive_weight=1.0)(audio=_inputs(config)["audio"])
 
     assert output.contrastive is None and set(output.reconstruction) == {"audio"}
 
@@ -158,9 +159,9 @@ def test_info_nce_is_low_for_matching_pairs_and_high_for_shuffled_ones():
     assert matched < 0.01 < shuffled
 
 
-def test_reconstructions_keep_the_visible_patches_and_fill_the_hidden_ones():
-    model = _model().eval()
-    inputs = _inputs(2)
+def test_reconstructions_keep_the_visible_patches_and_fill_the_hidden_ones(config):
+    model = _model(config).eval()
+    inputs = _inputs(config, 2)
     pictures = model.reconstruct(**inputs, generator=torch.Generator().manual_seed(0))
 
     audio = pictures["audio"]
@@ -172,14 +173,14 @@ def test_reconstructions_keep_the_visible_patches_and_fill_the_hidden_ones():
     torch.testing.assert_close(video["original"], inputs["video"].float() / 255)
 
 
-def test_the_pretrained_parameters_have_the_classifiers_names_and_shapes():
-    autoencoder = _model().state_dict()
-    classifier = build_model("shared", "bimodal", CONFIG).state_dict()
+def test_the_pretrained_parameters_have_the_classifiers_names_and_shapes(config):
+    autoencoder = _model(config).state_dict()
+    classifier = build_model("shared", "bimodal", config).state_dict()
     kept = {k: v.shape for k, v in autoencoder.items() if k.startswith(("encoder.", "embeddings."))}
 
     assert kept == {k: v.shape for k, v in classifier.items() if not k.startswith("head.")}
 
 
-def test_an_input_the_autoencoder_was_not_built_for_is_refused():
+def test_an_input_the_autoencoder_was_not_built_for_is_refused(config):
     with pytest.raises(ValueError, match=r"takes \['audio'\]"):
-        _model("audio")(video=_inputs()["video"])
+        _model(config, "audio")(video=_inputs(config)["video"])

@@ -371,10 +371,9 @@ def test_each_curriculum_stage_starts_from_the_stage_before(
     assert bimodal[2]["mlflow_run_id"] == stages["2_bimodal"].info.run_id
 
 
-def test_warm_start_carries_only_the_encoder_and_common_embeddings():
-    config = ModelConfig.preset("tiny", n_mels=16, audio_frames=32, video_frames=4, image_size=32)
-    audio = build_model("shared", "audio", config)
-    bimodal = build_model("shared", "bimodal", config)
+def test_warm_start_carries_only_the_encoder_and_common_embeddings(tiny_config):
+    audio = build_model("shared", "audio", tiny_config)
+    bimodal = build_model("shared", "bimodal", tiny_config)
     carried = carried_weights(audio.state_dict(), bimodal)
     assert carried and all(k.startswith(("encoder.", "embeddings.audio")) for k in carried)
     assert not any(k.startswith(("head.", "embeddings.video")) for k in carried)

@@ -3,6 +3,7 @@ own fold, never ones that saw its validation or test clips), or a checkpoint fil
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -19,21 +20,19 @@ from avshared.training.phase import phase_config
 from avshared.training.pretrain import classifier_weights
 from avshared.training.pretrained import apply_initial_weights, check_init, initial_weights
 
-CONFIG = ModelConfig.preset(
-    "tiny",
-    n_mels=16,
-    audio_frames=32,
-    video_frames=4,
-    image_size=32,
-    audio_patch=(8, 8),
-    video_tubelet=(2, 16, 16),
-)
 TARGETS = pd.DataFrame(
     {"clip_id": ["a1", "a2", "v1", "t1"], "split": ["train", "train", "val", "test"]}
 )
 
 
-def _pretrained(config: ModelConfig = CONFIG, folds=(0,)) -> dict[str, torch.Tensor]:
+@pytest.fixture
+def model_config(tiny_config: ModelConfig) -> ModelConfig:
+    """The tiny shapes 32 wide, on 32 x 32 pictures in 2 x 16 x 16 tubelets, as the small corpus
+    (conftest.py) stores them."""
+    return replace(tiny_config, dim=32, image_size=32, video_tubelet=(2, 16, 16))
+
+
+def _pretrained(config: ModelConfig, folds=(0,)) -> dict[str, torch.Tensor]:
     """A pretrained_encoder state dict as the pretrain pipeline writes it, of untrained
     autoencoders with every tensor perturbed (biases start at zero in every model): each differs
     from a fresh classifier's and from the other folds'."""
@@ -62,17 +61,25 @@ def _summary(clips=("a1", "a2"), folds=(0,)) -> dict:
     return {"mlflow_run_id": "run", "per_fold": {str(f): {"clips": list(clips)} for f in folds}}
 
 
-def _start(init="pretrain", *, fold=0, kind="shared", targets=TARGETS, **sources):
-    sources.setdefault("pretrained_encoder", _pretrained())
-    sources.setdefault("pretrain_summary", _summary())
-    return initial_weights(init, fold=fold, fold_targets=targets, model_kind=kind, **sources)
+@pytest.fixture
+def start_weights(model_config: ModelConfig):
+    """start_weights(init="pretrain", *, fold=0, kind="shared", targets=TARGETS, **sources): a
+    phase's initial weights; unless ``sources`` give others, from a pretraining of model_config
+    on fold 0."""
+
+    def start(init="pretrain", *, fold=0, kind="shared", targets=TARGETS, **sources):
+        sources.setdefault("pretrained_encoder", _pretrained(model_config))
+        sources.setdefault("pretrain_summary", _summary())
+        return initial_weights(init, fold=fold, fold_targets=targets, model_kind=kind, **sources)
+
+    return start
 
 
-def test_scratch_leaves_the_seeded_model_as_built():
-    model = build_model("shared", "bimodal", CONFIG)
+def test_scratch_leaves_the_seeded_model_as_built(model_config, start_weights):
+    model = build_model("shared", "bimodal", model_config)
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
-    assert _start("scratch") is None
+    assert start_weights("scratch") is None
     assert apply_initial_weights(model, None) == {"source": "scratch"}
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -81,12 +88,14 @@ def test_scratch_leaves_the_seeded_model_as_built():
 @pytest.mark.parametrize(
     ("kind", "source"), [("shared", "shared"), ("separate", "separate"), ("shared_late", "shared")]
 )
-def test_init_pretrain_loads_exactly_the_encoders_and_embeddings(kind, source):
-    pretrained = _pretrained(folds=(0, 1))
-    model = build_model(kind, "bimodal", CONFIG)
+def test_init_pretrain_loads_exactly_the_encoders_and_embeddings(
+    kind, source, model_config, start_weights
+):
+    pretrained = _pretrained(model_config, folds=(0, 1))
+    model = build_model(kind, "bimodal", model_config)
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
-    start = _start(
+    start = start_weights(
         fold=1, kind=kind, pretrained_encoder=pretrained, pretrain_summary=_summary(folds=(0, 1))
     )
     report = apply_initial_weights(model, start)
@@ -107,71 +116,75 @@ def test_init_pretrain_loads_exactly_the_encoders_and_embeddings(kind, source):
     assert "fold 1" in report["source"]
 
 
-def test_a_one_sense_phase_takes_its_own_embedding_and_the_shared_encoder():
-    model = build_model("shared", "audio", CONFIG)
-    report = apply_initial_weights(model, _start())
+def test_a_one_sense_phase_takes_its_own_embedding_and_the_shared_encoder(
+    model_config, start_weights
+):
+    model = build_model("shared", "audio", model_config)
+    report = apply_initial_weights(model, start_weights())
 
     assert report["loaded_modules"] == ["embeddings.audio", "encoder"]
 
 
-def test_pretrain_without_the_pretrain_pipelines_outputs_says_to_run_it():
+def test_pretrain_without_the_pretrain_pipelines_outputs_says_to_run_it(start_weights):
     with pytest.raises(ValueError, match=r"run `kedro run --pipelines=pretrain` first"):
-        _start(pretrained_encoder=None, pretrain_summary=None)
+        start_weights(pretrained_encoder=None, pretrain_summary=None)
 
 
 @pytest.mark.parametrize("seen", ["v1", "t1"])
-def test_a_pretraining_that_saw_a_validation_or_test_clip_is_refused(seen):
+def test_a_pretraining_that_saw_a_validation_or_test_clip_is_refused(seen, start_weights):
     with pytest.raises(
         ValueError, match=r"pretrained on 1 clips that this phase validates or tests"
     ):
-        _start(pretrain_summary=_summary(clips=("a1", seen)))
+        start_weights(pretrain_summary=_summary(clips=("a1", seen)))
 
 
-def test_a_validation_or_test_clip_among_the_extra_recordings_is_refused(tmp_path):
+def test_a_validation_or_test_clip_among_the_extra_recordings_is_refused(tmp_path, start_weights):
     summary = _summary()
     summary["per_fold"]["0"]["extra_clips"] = ["interview_3", str(tmp_path / "t1.mp4")]
     with pytest.raises(ValueError, match=r"\['t1'\]"):
-        _start(pretrain_summary=summary)
+        start_weights(pretrain_summary=summary)
 
 
-def test_a_pretraining_of_another_split_is_refused():
+def test_a_pretraining_of_another_split_is_refused(start_weights):
     with pytest.raises(ValueError, match=r"folds \['0'\] of another split, not for fold 2"):
-        _start(fold=2)
+        start_weights(fold=2)
 
 
-def test_a_model_kind_that_was_not_pretrained_is_refused():
-    shared_only = {k: v for k, v in _pretrained().items() if ".shared." in k}
+def test_a_model_kind_that_was_not_pretrained_is_refused(model_config, start_weights):
+    shared_only = {k: v for k, v in _pretrained(model_config).items() if ".shared." in k}
     with pytest.raises(ValueError, match=r"add separate to pretrain.model_kinds"):
-        _start(kind="separate", pretrained_encoder=shared_only)
+        start_weights(kind="separate", pretrained_encoder=shared_only)
 
 
-def test_pretrained_weights_of_other_model_sizes_are_refused():
-    wider = ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "dim": 48, "heads": 2})
-    model = build_model("shared", "bimodal", CONFIG)
+def test_pretrained_weights_of_other_model_sizes_are_refused(model_config, start_weights):
+    wider = replace(model_config, dim=48, heads=2)
+    model = build_model("shared", "bimodal", model_config)
     with pytest.raises(ValueError, match=r"do not fit this model .*set init: scratch"):
-        apply_initial_weights(model, _start(pretrained_encoder=_pretrained(wider)))
+        apply_initial_weights(model, start_weights(pretrained_encoder=_pretrained(wider)))
 
 
-def test_other_weights_are_another_starting_point_for_resuming():
-    first, again = _start(), _start()
-    other = _start(pretrained_encoder={k: v + 1 for k, v in _pretrained().items()})
+def test_other_weights_are_another_starting_point_for_resuming(model_config, start_weights):
+    first, again = start_weights(), start_weights()
+    other = start_weights(
+        pretrained_encoder={k: v + 1 for k, v in _pretrained(model_config).items()}
+    )
 
     assert first.identity == again.identity != other.identity
 
 
-def test_init_from_a_pretrained_encoder_file(tmp_path):
+def test_init_from_a_pretrained_encoder_file(tmp_path, model_config, start_weights):
     path = tmp_path / "pretrained_encoder.pt"
-    pretrained = _pretrained()
+    pretrained = _pretrained(model_config)
     torch.save(pretrained, path)
-    model = build_model("shared", "bimodal", CONFIG)
+    model = build_model("shared", "bimodal", model_config)
 
-    report = apply_initial_weights(model, _start(str(path)))
+    report = apply_initial_weights(model, start_weights(str(path)))
 
     assert torch.equal(model.encoder.norm.weight, pretrained["fold_0.shared.encoder.norm.weight"])
     assert str(path) in report["source"]
 
 
-def test_init_from_a_vit_checkpoint_file(tmp_path):
+def test_init_from_a_vit_checkpoint_file(tmp_path, model_config, start_weights):
     pytest.importorskip("timm", reason="timm (a test dependency) makes the ViT checkpoint")
     from timm.models.vision_transformer import VisionTransformer
 
@@ -179,11 +192,11 @@ def test_init_from_a_vit_checkpoint_file(tmp_path):
     vit = VisionTransformer(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2)
     path = tmp_path / "vit_small_test.pth"
     torch.save(vit.state_dict(), path)
-    config = ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "mlp_ratio": 4.0, "norm_eps": 1e-6})
+    config = replace(model_config, mlp_ratio=4.0, norm_eps=1e-6)
     model = build_model("shared", "bimodal", config)
 
     assert check_init(str(path)) == str(path)
-    report = apply_initial_weights(model, _start(str(path)))
+    report = apply_initial_weights(model, start_weights(str(path)))
 
     block = model.encoder.layers.layers[1]
     assert torch.equal(block.linear1.weight, vit.state_dict()["blocks.1.mlp.fc1.weight"])
@@ -244,7 +257,9 @@ class StartRecorder(L.Callback):
         self.state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
 
 
-def test_the_engine_trains_from_the_pretrained_weights(corpus, tiny_defaults, tmp_path):
+def test_the_engine_trains_from_the_pretrained_weights(
+    corpus, tiny_defaults, tmp_path, model_config, start_weights
+):
     defaults = tiny_defaults | {"init": "pretrain"}
     defaults["trainer"] = defaults["trainer"] | {"max_epochs": 1}
     config = phase_config(
@@ -258,9 +273,9 @@ def test_the_engine_trains_from_the_pretrained_weights(corpus, tiny_defaults, tm
     targets, target_summary = build_fold_targets(
         corpus.clip_manifest, corpus.crowd_labels, corpus.split, config
     )
-    pretrained = _pretrained(ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "depth": 1}))
+    pretrained = _pretrained(replace(model_config, depth=1))
     train = targets.loc[targets["split"] == "train", "clip_id"]
-    start = _start(
+    start = start_weights(
         targets=targets,
         pretrained_encoder=pretrained,
         pretrain_summary=_summary(clips=train.tolist()),

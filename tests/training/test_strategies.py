@@ -5,6 +5,7 @@ the refusals, and the per-sense validation accuracy."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import lightning as L
 import numpy as np
@@ -25,31 +26,25 @@ from avshared.training.strategies import (
     training_strategy,
 )
 
-CONFIG = ModelConfig.preset(
-    "tiny",
-    dim=16,
-    n_mels=16,
-    audio_frames=32,
-    audio_patch=(8, 8),
-    video_frames=4,
-    image_size=16,
-    video_tubelet=(2, 8, 8),
-    dropout=0.1,
-    modality_dropout=0.25,
-)
 STATS = {"mean": [0.0], "std": [1.0]}
 OPTIONS = {"auxiliary_weight": 0.5, "ogm_ge_alpha": 0.8}
 BATCH = 6
 
 
-def _batch(seed: int = 0, size: int = BATCH) -> dict[str, torch.Tensor]:
+@pytest.fixture
+def config(tiny_config: ModelConfig) -> ModelConfig:
+    """The tiny configuration with dropout and modality dropout, as a phase trains."""
+    return replace(tiny_config, dropout=0.1, modality_dropout=0.25)
+
+
+def _batch(config: ModelConfig, seed: int = 0, size: int = BATCH) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(6, (size,), generator=generator)
     return {
-        "audio": torch.randn(size, 1, CONFIG.n_mels, CONFIG.audio_frames, generator=generator),
+        "audio": torch.randn(size, 1, config.n_mels, config.audio_frames, generator=generator),
         "video": torch.randint(
             256,
-            (size, CONFIG.video_frames, 3, CONFIG.image_size, CONFIG.image_size),
+            (size, config.video_frames, 3, config.image_size, config.image_size),
             generator=generator,
         ).to(torch.uint8),
         "target": torch.nn.functional.one_hot(labels, 6).float(),
@@ -61,7 +56,7 @@ def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"audio": batch["audio"], "video": batch["video"]}
 
 
-def _model(kind: str = "shared", config: ModelConfig = CONFIG, modalities="bimodal"):
+def _model(config: ModelConfig, kind: str = "shared", modalities="bimodal"):
     torch.manual_seed(0)
     return build_model(kind, modalities, config)
 
@@ -82,12 +77,12 @@ def _given_modalities(model) -> list[tuple[str, ...]]:
 
 
 @pytest.mark.parametrize("kind", ["shared", "separate"])
-def test_joint_is_the_loss_of_one_forward_with_every_modality_as_before(kind):
+def test_joint_is_the_loss_of_one_forward_with_every_modality_as_before(kind, config):
     """The training step of every existing row: the soft cross-entropy of the model's logits on
     the whole batch, with the same dropout and modality-dropout draws (bit for bit)."""
-    model = _model(kind).train()
+    model = _model(config, kind).train()
     module = EmotionClassifierModule(model, ["audio", "video"], STATS)
-    batch = _batch()
+    batch = _batch(config)
     calls = _given_modalities(model)
     for batch_idx in range(3):
         torch.manual_seed(batch_idx)
@@ -102,10 +97,10 @@ def test_joint_is_the_loss_of_one_forward_with_every_modality_as_before(kind):
 # ---------------------------------------------------------------- alternating
 
 
-def test_alternating_cycles_audio_video_and_both_by_batch_index():
-    model = _model().train()
+def test_alternating_cycles_audio_video_and_both_by_batch_index(config):
+    model = _model(config).train()
     strategy = training_strategy({"kind": "alternating", **OPTIONS}, model, ["audio", "video"], 0)
-    batch = _batch()
+    batch = _batch(config)
     calls = _given_modalities(model)
 
     for batch_idx in range(6):
@@ -127,15 +122,15 @@ def test_alternating_cycles_audio_video_and_both_by_batch_index():
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.5, 2.0])
-def test_the_auxiliary_objective_adds_the_weighted_single_sense_losses(weight):
-    model = _model().eval()  # deterministic: every forward of the batch gives the same logits
+def test_the_auxiliary_objective_adds_the_weighted_single_sense_losses(weight, config):
+    model = _model(config).eval()  # deterministic: every forward of the batch gives the same logits
     strategy = training_strategy(
         {**OPTIONS, "kind": "unimodal_auxiliary", "auxiliary_weight": weight},
         model,
         ["audio", "video"],
         0,
     )
-    batch = _batch()
+    batch = _batch(config)
     target = batch["target"]
 
     with torch.no_grad():
@@ -174,10 +169,10 @@ def _gradients(model, batch) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-def test_ogm_scales_each_branch_by_its_coefficient_and_nothing_else():
-    model = _model("separate", ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "dropout": 0.0}))
+def test_ogm_scales_each_branch_by_its_coefficient_and_nothing_else(config):
+    model = _model(replace(config, dropout=0.0), "separate")
     model.eval()
-    before = _gradients(model, _batch())
+    before = _gradients(model, _batch(config))
     branches = {m: model.branch_parameters(m) for m in ("audio", "video")}
     coefficients = {"audio": torch.tensor(0.3), "video": torch.tensor(1.0)}
 
@@ -208,15 +203,15 @@ def test_ge_adds_noise_of_each_gradients_own_spread_the_same_for_the_same_seed()
     assert float(noise.std()) == pytest.approx(float(expected.std()), rel=0.05)
 
 
-def test_ogm_ge_modulates_the_branches_by_the_scores_of_every_accumulated_batch():
+def test_ogm_ge_modulates_the_branches_by_the_scores_of_every_accumulated_batch(config):
     """Two accumulated batches, modality dropout on: the coefficients follow from the mean, over
     the samples each sense is present in, of the probability its branch gives the target."""
-    config = ModelConfig.preset("tiny", **{**CONFIG.to_dict(), "dropout": 0.0})
-    model = _model("separate", config).train()
+    config = replace(config, dropout=0.0)
+    model = _model(config, "separate").train()
     strategy = training_strategy({"kind": "ogm_ge", **OPTIONS}, model, ["audio", "video"], seed=3)
     assert isinstance(strategy, OgmGeTraining)
     strategy.on_train_epoch_start(epoch=2)
-    batches = [_batch(0), _batch(1)]
+    batches = [_batch(config, 0), _batch(config, 1)]
 
     fits = {"audio": [], "video": []}
     model.zero_grad()
@@ -274,8 +269,8 @@ class _Spy(OgmGeTraining):
         self.norms.append(float(torch.cat(grads).norm()))
 
 
-def test_lightning_modulates_once_per_optimiser_step_after_accumulation_before_clipping():
-    model = _model("separate")
+def test_lightning_modulates_once_per_optimiser_step_after_accumulation_before_clipping(config):
+    model = _model(config, "separate")
     spy = _Spy(0.8, 0)
     module = EmotionClassifierModule(
         model, ["audio", "video"], STATS, learning_rate=1e-3, warmup_epochs=0, strategy=spy
@@ -292,23 +287,25 @@ def test_lightning_modulates_once_per_optimiser_step_after_accumulation_before_c
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, DataLoader([_batch(i, size=4) for i in range(4)], batch_size=None))
+    trainer.fit(module, DataLoader([_batch(config, i, size=4) for i in range(4)], batch_size=None))
 
     assert spy.accumulated == [2, 2]
     assert min(spy.norms) > 100 * clip
 
 
 @pytest.mark.parametrize("kind", ["shared", "shared_late", "shared_mid"])
-def test_ogm_ge_is_refused_for_a_model_without_an_encoder_per_modality(kind):
+def test_ogm_ge_is_refused_for_a_model_without_an_encoder_per_modality(kind, config):
     with pytest.raises(
         ValueError, match=r"no encoder per modality: use it with model\.kind separate"
     ):
-        training_strategy({"kind": "ogm_ge", **OPTIONS}, _model(kind), ["audio", "video"], 0)
+        training_strategy(
+            {"kind": "ogm_ge", **OPTIONS}, _model(config, kind), ["audio", "video"], 0
+        )
 
 
 @pytest.mark.parametrize("kind", ["alternating", "unimodal_auxiliary", "ogm_ge"])
-def test_strategies_other_than_joint_are_refused_for_one_modality(kind):
-    model = _model("separate", modalities="audio")
+def test_strategies_other_than_joint_are_refused_for_one_modality(kind, config):
+    model = _model(config, "separate", modalities="audio")
     with pytest.raises(ValueError, match=r"balances audio and video.*\['audio'\].*kind joint"):
         training_strategy({"kind": kind, **OPTIONS}, model, ["audio"], 0)
     assert type(training_strategy({"kind": "joint", **OPTIONS}, model, ["audio"], 0)) is (
@@ -319,8 +316,10 @@ def test_strategies_other_than_joint_are_refused_for_one_modality(kind):
 # ---------------------------------------------------------------- per-sense validation accuracy
 
 
-def _validate(kind: str, modalities: list[str], batches: list[dict]) -> dict[str, float]:
-    model = _model(kind, modalities=modalities).eval()
+def _validate(
+    config: ModelConfig, kind: str, modalities: list[str], batches: list[dict]
+) -> dict[str, float]:
+    model = _model(config, kind, modalities=modalities).eval()
     module = EmotionClassifierModule(model, modalities, STATS)
     trainer = L.Trainer(
         accelerator="cpu",
@@ -335,11 +334,11 @@ def _validate(kind: str, modalities: list[str], batches: list[dict]) -> dict[str
 
 
 @pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
-def test_two_modality_models_report_each_senses_validation_accuracy(kind):
-    batches = [_batch(i, size=8) for i in range(3)]
-    metrics = _validate(kind, ["audio", "video"], batches)
+def test_two_modality_models_report_each_senses_validation_accuracy(kind, config):
+    batches = [_batch(config, i, size=8) for i in range(3)]
+    metrics = _validate(config, kind, ["audio", "video"], batches)
 
-    model = _model(kind).eval()
+    model = _model(config, kind).eval()
     labels = torch.cat([b["label"] for b in batches])
     with torch.no_grad():
         for modality in ("audio", "video"):
@@ -354,6 +353,6 @@ def test_two_modality_models_report_each_senses_validation_accuracy(kind):
     assert {"val_loss", "val_accuracy"} <= set(metrics)
 
 
-def test_a_one_modality_model_has_no_per_sense_accuracy():
-    metrics = _validate("shared", ["video"], [_batch(0, size=8)])
+def test_a_one_modality_model_has_no_per_sense_accuracy(config):
+    metrics = _validate(config, "shared", ["video"], [_batch(config, 0, size=8)])
     assert set(metrics) == {"val_loss", "val_accuracy"}
