@@ -34,6 +34,17 @@ def bootstrap(
     return np.array([statistic(i) for i in resample_indices(n, n_boot, seed)], dtype=float)
 
 
+def two_sided_p_value(replicates: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "the difference is 0": twice the share of the finite
+    replicates on the far side of 0, counting the observed difference as one of them (+1 over
+    n + 1), so that a finite number of resamples never claims p = 0; NaN without replicates."""
+    finite = replicates[np.isfinite(replicates)]
+    if not len(finite):
+        return float("nan")
+    far_side = min((finite <= 0).sum(), (finite >= 0).sum())
+    return float(min(1.0, 2 * (far_side + 1) / (len(finite) + 1)))
+
+
 @dataclass(frozen=True)
 class Interval:
     """A statistic, its percentile bootstrap interval, and what chance would give (NaN: none)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from avshared.analysis._bootstrap import bootstrap
+from avshared.analysis._bootstrap import bootstrap, two_sided_p_value
 from avshared.analysis.cka import cka_by_layer, linear_cka, paired_cka_difference
 from avshared.analysis.representations import ClipEmbeddings
 from avshared.analysis.retrieval import (
@@ -197,12 +197,11 @@ def _median_rank_row(
 
     replicates = bootstrap(difference, len(ranks_a), n_boot=n_boot, seed=seed)
     low, high = percentile_interval(replicates, confidence)
-    far_side = min((replicates <= 0).mean(), (replicates >= 0).mean())
     value = difference(np.arange(len(ranks_a)))
     return _row("median_rank", pd.NA, np.median(ranks_a), np.median(ranks_b), value) | {
         "low": low,
         "high": high,
-        "p_value": float(min(1.0, 2 * far_side)),
+        "p_value": two_sided_p_value(replicates),
         "test": "paired bootstrap",
         "clips": len(ranks_a),
     }

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from avshared.analysis._bootstrap import two_sided_p_value
 from avshared.evaluation.scoring import percentile_interval, resample_counts
 
 
@@ -138,12 +139,10 @@ def paired_cka_difference(
     )  # the same seed: the same clips in both
     replicates = replicates - (np.nanmean(replicates) - value)  # bias-corrected, as cka_by_layer
     low, high = percentile_interval(replicates, confidence)
-    finite = replicates[np.isfinite(replicates)]
-    far_side = min((finite <= 0).mean(), (finite >= 0).mean()) if len(finite) else np.nan
     return PairedCKA(
         difference=value,
         low=low,
         high=high,
-        p_value=float(min(1.0, 2 * far_side)),
+        p_value=two_sided_p_value(replicates),
         clips=n,
     )
