@@ -88,6 +88,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "trainer": {"precision": "32-true"},
         "optimiser": {"implementation": "fused"},
     },
+    # torch's deterministic algorithms off (conf/base has `warn`: on where they exist).
+    "fused AdamW, nondeterministic": {"trainer": {"deterministic": False}},
     # Autocast to bfloat16 (Lightning's bf16-mixed): fast only where the CPU has bf16 instructions.
     # (AdamW foreach: Lightning's mixed precision cannot clip a fused optimiser's gradients.)
     "bf16-mixed, foreach AdamW": {
