@@ -77,6 +77,7 @@ def run_child(spec: dict[str, Any]) -> None:
     """One run (module docstring): the start-up's graphs, then the timed steps; writes JSON."""
     import torch
     import torch.nn.functional as F
+    from bench_optimiser import KEYWORDS as ADAMW_KEYWORDS
 
     from avshared.models import ModelConfig, build_model
     from avshared.pipelines.training import PHASE_MODALITIES
@@ -84,10 +85,9 @@ def run_child(spec: dict[str, Any]) -> None:
 
     settings = training_settings(spec["phase"])
     model_settings = dict(settings["model"])
-    kind, preset = model_settings.pop("kind"), spec["preset"] or model_settings.pop("preset")
-    model_settings.pop("preset", None)
+    kind, configured_preset = model_settings.pop("kind"), model_settings.pop("preset")
     config = ModelConfig.preset(
-        preset,
+        spec["preset"] or configured_preset,
         **{k: tuple(v) if isinstance(v, list) else v for k, v in model_settings.items()},
         **FEATURE_SHAPES,
     )
@@ -101,9 +101,7 @@ def run_child(spec: dict[str, Any]) -> None:
         model.parameters(),
         lr=settings["optimiser"]["learning_rate"],
         weight_decay=settings["optimiser"]["weight_decay"],
-        **{"for-loop": {"foreach": False}, "foreach": {"foreach": True}}.get(
-            implementation, {"fused": True}
-        ),
+        **ADAMW_KEYWORDS[implementation],
     )
 
     def batch(size: int) -> dict[str, Any]:
