@@ -4,10 +4,11 @@ default run? Eager against compiled, whole processes, a cold compile cache each 
     python benchmarks/bench_compile.py [--phase bimodal] [--steps 30] [--warmup 3] [--repeats 3]
         [--run-steps N] [--json PATH] [--smoke]
 
-Each run is a child process that builds the phase's model as conf/base configures it
-(avshared.models.build_model with the phase's kind and modalities, the `training.defaults.model`
-settings over their preset, at the default feature shapes), compiles it or not (`nn.Module.compile`,
-inductor, which keeps the state_dict's keys), and meets every graph a training run meets:
+Each run is a child process that builds the phase's model as the training node does (the first
+cell's configuration from conf/base through the pipeline's `resolve_phase_config`, sized by
+`sized_model_config` to stores of the default feature shapes), compiles it or not
+(`nn.Module.compile`, inductor, which keeps the state_dict's keys), and meets every graph a training
+run meets:
 
 - training steps at the configured batch (forward, soft cross-entropy, backward, AdamW as
   configured): the first `--warmup` (the compile, and a recompile inductor may make on the second
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bench_training import phase_config, synthetic_phase_data
 from measure import (
     PROJECT_ROOT,
     at_end,
@@ -50,27 +51,18 @@ from measure import (
     write_json,
 )
 
-PARAMETERS = PROJECT_ROOT / "conf" / "base" / "parameters_training.yml"
 CHILD_FLAG = "--child"
 VARIANTS = ("eager", "compiled")
 #: The demo corpus's training clips (docs/results.md: 551 / 119 / 116 clips) and validation clips.
 DEMO_TRAIN_CLIPS, DEMO_VAL_CLIPS = 551, 119
-#: The stored features' shapes (conf/base/parameters_features.yml): log-mel and face frames.
-FEATURE_SHAPES = {"n_mels": 64, "audio_frames": 300, "video_frames": 8, "image_size": 112}
 
 
-def training_settings(phase: str) -> dict[str, Any]:
-    """conf/base's training settings of ``phase``: its model section over the defaults', the
-    batch size, the optimiser and the epochs."""
-    training = yaml.safe_load(PARAMETERS.read_text())["training"]
-    defaults = training["defaults"]
-    model = {**defaults["model"], **training["phases"][phase].get("model", {})}
-    return {
-        "model": model,
-        "batch_size": defaults["data"]["batch_size"],
-        "optimiser": defaults["optimiser"],
-        "max_epochs": defaults["trainer"]["max_epochs"],
-    }
+def phase_settings(phase: str, preset: str | None, scratch: Path) -> dict[str, Any]:
+    """``phase``'s first cell's configuration as the training node gets it (bench_training's
+    ``phase_config``: conf/base through the pipeline's ``resolve_phase_config``), with ``preset``
+    instead of the configured model preset when given."""
+    overrides = {"model": {"preset": preset}} if preset else {}
+    return phase_config(phase, scratch, overrides, {"devices": 1})
 
 
 def run_child(spec: dict[str, Any]) -> None:
@@ -79,21 +71,19 @@ def run_child(spec: dict[str, Any]) -> None:
     import torch.nn.functional as F
     from bench_optimiser import KEYWORDS as ADAMW_KEYWORDS
 
-    from avshared.models import ModelConfig, build_model
+    from avshared.models import build_model
     from avshared.pipelines.training import PHASE_MODALITIES
     from avshared.training.module import checked_adamw_implementation
+    from avshared.training.phase import sized_model_config
 
-    settings = training_settings(spec["phase"])
-    model_settings = dict(settings["model"])
-    kind, configured_preset = model_settings.pop("kind"), model_settings.pop("preset")
-    config = ModelConfig.preset(
-        spec["preset"] or configured_preset,
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in model_settings.items()},
-        **FEATURE_SHAPES,
-    )
+    scratch = Path(spec["scratch"])
+    settings = phase_settings(spec["phase"], spec["preset"], scratch)
+    # Two stored clips give the feature shapes the model is sized to, as in training.
+    _, stores, _ = synthetic_phase_data(spec["phase"], scratch / "stores", 1, 1)
+    config = sized_model_config(settings, stores)
     modalities = PHASE_MODALITIES[spec["phase"]]
     torch.manual_seed(0)
-    model = build_model(kind, modalities, config)
+    model = build_model(settings["model"]["kind"], modalities, config)
     if spec["variant"] == "compiled":
         model.compile()
     implementation = checked_adamw_implementation(settings["optimiser"]["implementation"])
@@ -166,6 +156,7 @@ def measure(variant: str, args: argparse.Namespace, folder: Path, run: int) -> d
         "warmup": args.warmup,
         "batch_size": args.batch_size,
         "result": str(folder / f"{variant}-{run}.json"),
+        "scratch": str(folder / f"{variant}-{run}"),
     }
     cache = folder / ("inductor-warm" if args.warm_cache else f"inductor-{variant}-{run}")
     measurement = run_measured(
@@ -193,17 +184,17 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--smoke", action="store_true", help="tiny preset, 2 steps, 1 run")
     args = parser.parse_args()
-    settings = training_settings(args.phase)
-    args.batch_size = settings["batch_size"]
     if args.smoke:
         args.preset, args.steps, args.repeats = "tiny", 2, 1
-    run_steps = args.run_steps or settings["max_epochs"] * math.ceil(
-        DEMO_TRAIN_CLIPS / args.batch_size
-    )
     facts = environment()
     runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="bench_compile-") as scratch:
         folder = Path(scratch)
+        settings = phase_settings(args.phase, args.preset, folder / "settings")
+        args.batch_size = settings["data"]["batch_size"]
+        run_steps = args.run_steps or settings["trainer"]["max_epochs"] * math.ceil(
+            DEMO_TRAIN_CLIPS / args.batch_size
+        )
         if args.warm_cache:
             measure("compiled", args, folder, -1)
         for run in range(args.repeats):  # round-robin: drifting load hits both alike
@@ -225,7 +216,7 @@ def main() -> None:
     repaid_after = math.ceil(cost_s / saving_s) if saving_s > 0 else None
     net_s = run_steps * saving_s - cost_s
     print(
-        f"\n## torch.compile, {args.phase} phase ({args.preset or settings['model']['preset']} "
+        f"\n## torch.compile, {args.phase} phase ({settings['model']['preset']} "
         f"preset, batch {args.batch_size}), {args.repeats} run(s) per variant, "
         f"{args.steps} timed steps each, {'warm' if args.warm_cache else 'cold'} compile cache\n"
     )
