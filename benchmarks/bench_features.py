@@ -1,8 +1,8 @@
 """Benchmark feature extraction on a CREMA-D root: the features nodes against a naive loop.
 
     python benchmarks/bench_features.py ROOT [--limit N] [--repeats 3] [--workers 2]
-        [--modalities audio video both] [--face-detectors blazeface skin] [--workdir DIR]
-        [--json PATH]
+        [--modalities audio video both] [--face-detectors blazeface skin]
+        [--face-boxes first median] [--workdir DIR] [--json PATH]
 
 Every measurement is a whole process (`python benchmarks/bench_features.py --child SPEC`) that
 extracts the log-mel spectrograms (audio), the face frames (video), or both one after the other (as
@@ -36,6 +36,10 @@ face detector (BlazeFace); the projection scales the extraction time to that man
 start-up once. ``--face-detectors`` runs the pipeline with each named detector in the same run
 (default: the configured one and the skin rule), and the table gives the share of clips where each
 found a face (``face_found`` in the store's issues) and where a frame showed several faces.
+``--face-boxes`` does the same for ``features.video.face_box`` (default: the configured one): e.g.
+``first median`` measures one detection per clip against the median of three in the same run. The
+naive loop uses the configured detector and face box, and its stores are compared with the
+pipeline's of the same configuration.
 --smoke: 6 clips, both modalities, the configured detector, one run and no warm-up, in seconds: the
 suite's check that the benchmark still runs (tests/benchmarks/test_smoke.py).
 """
@@ -90,6 +94,7 @@ HEADERS = [
     "implementation",
     "modality",
     "face detector",
+    "face box",
     "workers",
     "runs",
     "median wall s",
@@ -103,8 +108,8 @@ HEADERS = [
     "face found",
     "several faces",
 ]
-#: (implementation, modality, workers, face detector) of one measured configuration.
-Config = tuple[str, str, int, str]
+#: (implementation, modality, workers, face detector, face box) of one measured configuration.
+Config = tuple[str, str, int, str, str]
 
 
 # ---------------------------------------------------------------- the measured child process
@@ -163,7 +168,11 @@ def run_child(spec: dict[str, Any]) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     params = yaml.safe_load((CONF / "parameters_features.yml").read_text())["features"]
-    params["video"] = {**params["video"], "face_detector": spec["face_detector"]}
+    params["video"] = {
+        **params["video"],
+        "face_detector": spec["face_detector"],
+        "face_box": spec["face_box"],
+    }
     manifest = pd.read_parquet(spec["manifest"])
     output = Path(spec["output"])
     nodes = {"audio": extract_log_mel_spectrograms, "video": extract_face_frames}
@@ -223,7 +232,7 @@ def extract(
     config: Config, manifest_path: Path, folder: Path, log_path: Path
 ) -> tuple[Measurement, dict[str, Any]]:
     """One whole extraction process: its measurement and what it reported."""
-    implementation, modality, workers, detector = config
+    implementation, modality, workers, detector, face_box = config
     output = store_folder(folder, config)
     shutil.rmtree(output, ignore_errors=True)
     spec = {
@@ -231,6 +240,7 @@ def extract(
         "modalities": MODALITIES[modality],
         "workers": workers,
         "face_detector": detector,
+        "face_box": face_box,
         "manifest": str(manifest_path),
         "output": str(output),
         "result": str(folder / "result.json"),
@@ -294,6 +304,12 @@ def main() -> None:
         choices=["blazeface", "skin", "centre"],
         help="face detectors of the pipeline runs (default: the configured one, then skin)",
     )
+    parser.add_argument(
+        "--face-boxes",
+        nargs="+",
+        choices=["first", "median"],
+        help="face boxes (features.video.face_box) of the pipeline runs (default: the configured)",
+    )
     parser.add_argument("--workdir", type=Path, help="where scratch folders go (default: /tmp)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument(
@@ -308,18 +324,24 @@ def main() -> None:
     params = yaml.safe_load((CONF / "parameters_features.yml").read_text())["features"]
     workers = args.workers or [int(params["extraction"]["workers"])]
     configured = params["video"]["face_detector"]
+    configured_box = params["video"]["face_box"]
     detectors = args.face_detectors or list(dict.fromkeys([configured, "skin"]))
     if args.smoke:
         detectors = args.face_detectors or [configured]
-    configs: list[Config] = [("naive", modality, 0, configured) for modality in args.modalities]
+    face_boxes = args.face_boxes or [configured_box]
+    naive = {
+        modality: ("naive", modality, 0, configured, configured_box) for modality in args.modalities
+    }
+    configs: list[Config] = list(naive.values())
     for count in workers:
         for detector in detectors:
-            configs += [
-                ("pipeline", modality, count, detector)
-                for modality in args.modalities
-                # Audio does not depend on the face detector: measured once.
-                if modality != "audio" or detector == detectors[0]
-            ]
+            for face_box in face_boxes:
+                configs += [
+                    ("pipeline", modality, count, detector, face_box)
+                    for modality in args.modalities
+                    # Audio does not depend on how faces are found: measured once.
+                    if modality != "audio" or (detector, face_box) == (detectors[0], face_boxes[0])
+                ]
     facts = environment()
     data = "demo" if crema_d.is_demo_root(root) else "crema-d"
 
@@ -347,24 +369,28 @@ def main() -> None:
                 runs[config].append(measurement)
                 reports[config].append(report)
                 print(f"  {config}: {measurement.wall_s:.1f} s", flush=True)
+        # The naive loop's stores against the pipeline's that found faces the same way (audio's
+        # were measured once, with the first face finding).
+        finding = {"audio": (detectors[0], face_boxes[0])}
+        same = {
+            m: ("pipeline", m, workers[0], *finding.get(m, (configured, configured_box)))
+            for m in args.modalities
+        }
         agreement = [
             compare_stores(
-                store_folder(folder, ("naive", modality, 0, configured)),
-                store_folder(folder, ("pipeline", modality, workers[0], detectors[0])),
-                single,
+                store_folder(folder, naive[modality]), store_folder(folder, same[modality]), single
             )
             for modality in args.modalities
+            if same[modality] in runs
             for single in MODALITIES[modality]
-        ]
+        ] or ["not compared: no pipeline run used the configured face detector and face box"]
 
     facts = at_end(facts)
     clips = len(selected)
-    naive_wall = {
-        m: summarise(runs[("naive", m, 0, configured)])["wall_s"] for m in args.modalities
-    }
+    naive_wall = {m: summarise(runs[naive[m]])["wall_s"] for m in args.modalities}
     rows, results = [], []
     for config in configs:
-        implementation, modality, count, detector = config
+        implementation, modality, count, detector, face_box = config
         video_store = reports[config][-1]["stores"].get("video")
         found = "-" if video_store is None else f"{video_store['face_found'] / clips:.1%}"
         several = "-" if video_store is None else f"{video_store['several_faces'] / clips:.1%}"
@@ -375,6 +401,7 @@ def main() -> None:
         label = "naive (baseline)" if implementation == "naive" else implementation
         rows.append(
             [label, modality, detector if modality != "audio" else "-",
+             face_box if modality != "audio" else "-",
              count if implementation == "pipeline" else "-", len(runs[config]),
              summary["wall_s"], value_range(summary["wall_s_min"], summary["wall_s_max"]), clips,
              clips / summary["wall_s"], clips / extract_s,
@@ -386,6 +413,7 @@ def main() -> None:
                 "implementation": implementation,
                 "modality": modality,
                 "face_detector": detector,
+                "face_box": face_box,
                 "workers": count,
                 "clips": clips,
                 "clips_per_s": clips / summary["wall_s"],
@@ -411,7 +439,8 @@ def main() -> None:
             verdict = "meets" if projected < TARGET_S else "MISSES"
             print(
                 f"Projected full set ({FULL_SET_CLIPS:,} clips, both modalities, "
-                f"{result['face_detector']}, {result['workers']} workers): "
+                f"{result['face_detector']}, face box {result['face_box']}, "
+                f"{result['workers']} workers): "
                 f"{projected:.0f} s, which {verdict} the "
                 f"target of {TARGET_S:.0f} s (extrapolated from {clips} clips"
                 + (", too few: the pool's start-up is scaled up too)" if clips < 500 else ")")

@@ -101,8 +101,63 @@ def test_the_face_is_searched_on_detection_frames_spread_over_the_clip(monkeypat
 
     monkeypatch.setattr(video, "detect_faces", record)
     frames = [np.full((HEIGHT, WIDTH, 3), index, np.uint8) for index in range(8)]
-    assert video.clip_face(frames, FaceFramesConfig(detection_frames=3)) is None
-    assert searched == sample_frame_indices(8, 3) == [1, 4, 6]
+    for face_box in video.FACE_BOXES:
+        searched.clear()
+        assert video.clip_face(frames, FaceFramesConfig(face_box=face_box)) is None
+        # From the clip's middle outwards; all of them when none shows a face.
+        assert searched == [4, 1, 6]
+        assert sorted(searched) == sample_frame_indices(8, 3)
+
+
+def test_middle_outwards_orders_by_distance_from_the_middle():
+    assert video.middle_outwards([1, 4, 6]) == [4, 1, 6]
+    assert video.middle_outwards([0, 2, 4, 6]) == [2, 4, 0, 6]
+    assert video.middle_outwards([7]) == [7]
+
+
+def faces_on(frames_with_faces: dict[int, list[tuple[int, int, int, int]]]):
+    """A stand-in detector: the faces of each frame, the frame told by its first pixel."""
+    searched = []
+
+    def detect(frame, config):
+        searched.append(int(frame[0, 0, 0]))
+        return frames_with_faces.get(int(frame[0, 0, 0]), [])
+
+    return detect, searched
+
+
+@pytest.mark.parametrize(
+    ("face_box", "expected_box", "expected_search"),
+    [
+        # first: the middle frame shows a face, so it is the only one searched.
+        ("first", (200, 100, 280, 200), [4]),
+        # median: every detection frame, the box their median (frame 1's stray face is outvoted).
+        ("median", (210, 100, 290, 200), [4, 1, 6]),
+    ],
+)
+def test_face_box_takes_the_first_face_found_or_the_median(
+    monkeypatch, face_box, expected_box, expected_search
+):
+    detect, searched = faces_on(
+        {4: [(200, 100, 280, 200)], 1: [(210, 90, 290, 190)], 6: [(220, 100, 300, 210)]}
+    )
+    monkeypatch.setattr(video, "detect_faces", detect)
+    frames = [np.full((HEIGHT, WIDTH, 3), index, np.uint8) for index in range(8)]
+    face = video.clip_face(frames, FaceFramesConfig(face_box=face_box))
+    assert face.box == expected_box
+    assert searched == expected_search
+
+
+def test_first_goes_on_searching_until_a_frame_shows_a_face(monkeypatch):
+    # Only the last frame searched shows a face: both methods find it (the same clips have a face).
+    detect, searched = faces_on({6: [(200, 100, 280, 200), (10, 10, 30, 30)]})
+    monkeypatch.setattr(video, "detect_faces", detect)
+    frames = [np.full((HEIGHT, WIDTH, 3), index, np.uint8) for index in range(8)]
+    for face_box in video.FACE_BOXES:
+        searched.clear()
+        face = video.clip_face(frames, FaceFramesConfig(face_box=face_box))
+        assert face == video.ClipFace((200, 100, 280, 200), face_count=2)
+        assert searched == [4, 1, 6]
 
 
 def test_square_box_adds_the_margin_and_stays_in_the_frame():
@@ -202,3 +257,5 @@ def test_bad_policies_are_refused_with_the_allowed_values():
         FaceFramesConfig(face_detector="haar")
     with pytest.raises(ValueError, match="detection_frames"):
         FaceFramesConfig(detection_frames=0)
+    with pytest.raises(ValueError, match="median"):
+        FaceFramesConfig(face_box="mean")

@@ -144,6 +144,28 @@ def test_a_clip_of_one_window_takes_the_training_feature_path(recordings):
     assert prepared.flags == []
 
 
+def test_a_model_saved_before_face_box_existed_keeps_its_median_boxes(tmp_path):
+    # The head moves right around the clip's middle frame only: the first box found (the middle
+    # frame's) differs from the median of the three detection frames'.
+    frames = _frames(2.5)
+    for index in range(35, 50):
+        frames[index] = np.roll(frames[index], 40, axis=1)
+    path = str(tmp_path / "moving_head.mp4")
+    media.write_container(path, frames, FPS, _speech(2.5, 44_100), 44_100)
+    spec = _spec(["video"])
+    video_features = {k: v for k, v in spec["features"]["video"].items() if k != "face_box"}
+    crops = {}
+    for face_box in ("first", "median"):
+        crops[face_box] = extract_clip_face_frames(
+            ("clip", path), FaceFramesConfig(**video_features, face_box=face_box)
+        ).array
+    assert not np.array_equal(crops["first"], crops["median"])
+
+    older = {**spec, "features": {"video": video_features}}
+    prepared = prepare_input(MediaInput("clip", None, path), older)
+    np.testing.assert_array_equal(prepared.video[0], crops["median"])
+
+
 def test_predictions_of_every_kind_of_input(recordings):
     inputs = [
         MediaInput(name, str(path), None if path.suffix == ".wav" else str(path))

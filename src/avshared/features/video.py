@@ -11,8 +11,15 @@ for on ``detection_frames`` of those frames, spread over the clip, by ``face_det
 - ``centre``: no detection, a fixed crop where CREMA-D's framing puts the face.
 
 In each frame the face taken is the largest whose centre lies in a search region around the frame
-centre, where CREMA-D's actors sit; the clip's face box is the median of those boxes, so that every
-frame of a clip shares one crop: that box made square with a margin. When no frame shows a face the
+centre, where CREMA-D's actors sit. Every frame of a clip shares one crop, the clip's face box made
+square with a margin; per ``face_box`` that box is
+
+- ``first`` (default): the face of the first searched frame that shows one, searching from the
+  clip's middle outwards, so that a clip whose middle frame shows the face costs one detection;
+- ``median``: the median of the faces of all ``detection_frames``, which ignores one stray
+  detection at three times the cost.
+
+Both find a face in the same clips: in any of the searched frames. When none shows a face the
 clip is handled per ``on_no_face``. Each clip's issues say which method found its face
 (``face_found``) and whether a frame showed several faces (``several_faces``).
 """
@@ -32,6 +39,7 @@ from avshared.features.store import FeatureIssue, FeatureItem
 Box = tuple[int, int, int, int]
 
 FACE_DETECTORS = ("blazeface", "skin", "centre")
+FACE_BOXES = ("first", "median")
 SHORT_VIDEO_ACTIONS = ("repeat", "reject")
 NO_FACE_ACTIONS = ("full_frame", "centre_crop", "reject")
 #: Skin in YCrCb (Chai & Ngan, 1999): a box in the chroma plane, whatever the brightness.
@@ -49,6 +57,7 @@ class FaceFramesConfig:
     size: int = 112
     face_detector: str = "blazeface"
     detection_frames: int = 3
+    face_box: str = "first"
     min_face_score: float = MIN_SCORE
     margin: float = 0.2
     search_width: float = 0.6
@@ -63,6 +72,7 @@ class FaceFramesConfig:
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("face_detector", self.face_detector, FACE_DETECTORS),
+            ("face_box", self.face_box, FACE_BOXES),
             ("on_short_video", self.on_short_video, SHORT_VIDEO_ACTIONS),
             ("on_no_face", self.on_no_face, NO_FACE_ACTIONS),
         ):
@@ -142,25 +152,35 @@ def central_face(faces: list[Box], width: int, height: int, config: FaceFramesCo
 
 @dataclass(frozen=True)
 class ClipFace:
-    """A clip's face: the median ``box`` of its frames' central faces, and the most faces that
-    one searched frame showed (``face_count``)."""
+    """A clip's face ``box`` (per ``face_box``), and the most faces that one searched frame showed
+    (``face_count``)."""
 
     box: Box
     face_count: int
 
 
+def middle_outwards(indices: list[int]) -> list[int]:
+    """``indices`` ordered by their distance from the middle one (ties: the earlier first)."""
+    middle = (len(indices) - 1) / 2
+    order = sorted(range(len(indices)), key=lambda position: (abs(position - middle), position))
+    return [indices[position] for position in order]
+
+
 def clip_face(frames: list[np.ndarray], config: FaceFramesConfig) -> ClipFace | None:
-    """The face shared by a clip's frames, searched on ``config.detection_frames`` of them spread
-    over the clip; None when none of them shows a face in the search region."""
+    """The face shared by a clip's frames, searched on up to ``config.detection_frames`` of them
+    spread over the clip (from the middle outwards); None when none of them shows a face in the
+    search region."""
     height, width = frames[0].shape[:2]
-    searched = [frames[i] for i in sample_frame_indices(len(frames), config.detection_frames)]
+    searched = middle_outwards(sample_frame_indices(len(frames), config.detection_frames))
     boxes, face_count = [], 0
-    for frame in searched:
-        faces = detect_faces(frame, config)
+    for index in searched:
+        faces = detect_faces(frames[index], config)
         face_count = max(face_count, len(faces))
         box = central_face(faces, width, height, config)
         if box is not None:
             boxes.append(box)
+            if config.face_box == "first":
+                break
     if not boxes:
         return None
     median = np.median(np.array(boxes), axis=0)
