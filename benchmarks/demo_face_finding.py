@@ -1,18 +1,19 @@
 """How often each face finder finds the drawn face of a generated demo corpus (DEMO DATA).
 
-    python benchmarks/demo_face_finding.py ROOT [--limit N] [--json PATH] [--smoke]
+    python benchmarks/demo_face_finding.py ROOT [--sentence DFA] [--limit N] [--json PATH] [--smoke]
 
 ROOT is a corpus written by `kedro run --pipelines=demo_data` with the project's
 conf/base/parameters_demo_data.yml (any actors and sentences). For every readable video it samples
-the frames as the features pipeline does and runs each face finder (BlazeFace and the skin rule)
-with conf/base/parameters_features.yml; the true face box is the drawn face ellipse of the clip's
-actor (demo_data's plan_actors: centre and half-axes; the head's sway and drop within a clip move
-it by a few pixels). The table gives, per finder and per kind of backdrop (cool, or warm and
-skin-coloured), the share of clips where it found a face, the share where that face overlaps the
-drawn one with IoU >= 0.5, the median IoU, and the CPU time that finding the face took per clip
-(one process, one OpenCV thread; decoding left out; CPU time, so that other jobs on the machine
-inflate it far less than wall time). --smoke: the first 6 clips, the suite's check that the script
-still runs (tests/benchmarks/test_smoke.py).
+the frames as the features pipeline does and runs each face finder (BlazeFace and the skin rule,
+each with either face box: the first searched frame's face, or the median of the detection
+frames') with conf/base/parameters_features.yml otherwise; the true face box is the drawn face
+ellipse of the clip's actor (demo_data's plan_actors: centre and half-axes; the head's sway and drop
+within a clip move it by a few pixels). The table gives, per finder, face box and kind of backdrop
+(cool, or warm and skin-coloured), the share of clips where it found a face, the share where that
+face overlaps the drawn one with IoU >= 0.5, the median IoU, and the CPU time that finding the face
+took per clip (one process, one OpenCV thread; decoding left out; CPU time, so that other jobs on
+the machine inflate it far less than wall time). --smoke: the first 6 clips, the suite's check that
+the script still runs (tests/benchmarks/test_smoke.py).
 """
 
 from __future__ import annotations
@@ -52,26 +53,30 @@ def true_face_boxes(actors: pd.DataFrame) -> dict[int, np.ndarray]:
     return boxes
 
 
-def measure(root: Path, limit: int | None = None) -> pd.DataFrame:
+def measure(root: Path, sentence: str = "*", limit: int | None = None) -> pd.DataFrame:
     demo = yaml.safe_load((CONF / "parameters_demo_data.yml").read_text())["demo_data"]
     features = yaml.safe_load((CONF / "parameters_features.yml").read_text())["features"]
     actors = plan_actors({**demo, "actors": "all"})
     truth = true_face_boxes(actors)
     warm = dict(zip(actors["ActorID"], actors["backdrop_warmth"] > 0, strict=True))
     configs = {
-        finder: video.FaceFramesConfig(**{**features["video"], "face_detector": finder})
+        (finder, face_box): video.FaceFramesConfig(
+            **{**features["video"], "face_detector": finder, "face_box": face_box}
+        )
         for finder in FINDERS
+        for face_box in video.FACE_BOXES
     }
+    num_frames = features["video"]["num_frames"]
     rows = []
-    for path in sorted((root / "VideoFlash").glob("*.flv"))[:limit]:
+    for path in sorted((root / "VideoFlash").glob(f"*_{sentence}_*.flv"))[:limit]:
         actor = int(re.match(r"(\d+)_", path.name).group(1))
         try:
-            frames, _, _ = video.read_sampled_frames(str(path), configs["skin"].num_frames)
+            frames, _, _ = video.read_sampled_frames(str(path), num_frames)
         except media.MediaError:
             continue
         if not frames:
             continue
-        for finder, config in configs.items():
+        for (finder, face_box), config in configs.items():
             started = time.process_time()
             face = video.clip_face(frames, config)
             cpu_s = time.process_time() - started
@@ -81,6 +86,7 @@ def measure(root: Path, limit: int | None = None) -> pd.DataFrame:
                     "clip": path.stem,
                     "backdrop": "warm (skin-coloured)" if warm[actor] else "cool",
                     "finder": finder,
+                    "face_box": face_box,
                     "found": face is not None,
                     "iou": iou,
                     "cpu_ms": 1000 * cpu_s,
@@ -91,7 +97,7 @@ def measure(root: Path, limit: int | None = None) -> pd.DataFrame:
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     everyone = results.assign(backdrop="all")
-    grouped = pd.concat([results, everyone]).groupby(["finder", "backdrop"])
+    grouped = pd.concat([results, everyone]).groupby(["finder", "face_box", "backdrop"])
     return grouped.agg(
         clips=("clip", "size"),
         found=("found", "mean"),
@@ -105,18 +111,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", type=Path, help="a generated demo corpus")
     parser.add_argument("--json", type=Path, help="also write the table to this JSON file")
+    parser.add_argument("--sentence", default="*", help="only this sentence's clips, e.g. DFA")
     parser.add_argument("--limit", type=int, help="only the first N clips (default: all)")
     parser.add_argument("--smoke", action="store_true", help="the first 6 clips: does it run")
     args = parser.parse_args()
     if args.smoke:
         args.limit = 6
     cv2.setNumThreads(1)  # as in the features pipeline's workers
-    summary = summarise(measure(args.root.resolve(), args.limit))
-    headers = ["finder", "backdrop", "clips", "face found", f"IoU >= {MIN_IOU}", "median IoU",
-               "CPU ms per clip"]  # fmt: skip
+    summary = summarise(measure(args.root.resolve(), args.sentence, args.limit))
+    headers = ["finder", "face box", "backdrop", "clips", "face found", f"IoU >= {MIN_IOU}",
+               "median IoU", "CPU ms per clip"]  # fmt: skip
     rows = [
-        [r.finder, r.backdrop, r.clips, f"{r.found:.1%}", f"{r.on_the_face:.1%}", r.median_iou,
-         r.cpu_ms]
+        [r.finder, r.face_box, r.backdrop, r.clips, f"{r.found:.1%}", f"{r.on_the_face:.1%}",
+         r.median_iou, r.cpu_ms]
         for r in summary.itertuples()
     ]  # fmt: skip
     print(f"\n## Face finding on the generated DEMO corpus in {args.root}\n")

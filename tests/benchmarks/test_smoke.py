@@ -174,8 +174,10 @@ def test_demo_face_finding_smoke(tmp_path, tiny_corpus):
         cwd=tmp_path,
     )  # fmt: skip
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
-    everyone = {row["finder"]: row for row in summary if row["backdrop"] == "all"}
-    assert set(everyone) == {"blazeface", "skin"}
+    everyone = {
+        (row["finder"], row["face_box"]): row for row in summary if row["backdrop"] == "all"
+    }
+    assert set(everyone) == {(f, b) for f in ("blazeface", "skin") for b in ("first", "median")}
     assert all(row["clips"] == 6 and row["cpu_ms"] > 0 for row in everyone.values())
 
 
