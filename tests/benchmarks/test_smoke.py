@@ -149,8 +149,9 @@ def test_bench_features_smoke(tmp_path, tiny_corpus):
         assert result["clips"] == 6 and result["extract_clips_per_s"] > 0
         assert result["projected_full_set_s"] > 0
         assert result["stores"]["video"]["face_found"] == 6  # a drawn face in every clip
+    (naive,) = [r for r in report["results"] if r["implementation"] == "naive"]
     assert report["store_agreement"] == [
-        f"{modality} of naive-both-0-blazeface: 6 of 6 clips equal"
+        f"{modality} of naive-both-0-blazeface-{naive['face_box']}: 6 of 6 clips equal"
         for modality in ("audio", "video")
     ]
     assert "Projected full set" in output

@@ -145,8 +145,10 @@ def test_a_clip_of_one_window_takes_the_training_feature_path(recordings):
 
 
 def test_a_model_saved_before_face_box_existed_keeps_its_median_boxes(tmp_path):
-    # The head moves right around the clip's middle frame only: the first box found (the middle
-    # frame's) differs from the median of the three detection frames'.
+    # Such a model was trained on median boxes: FaceFramesConfig's default must stay median, or
+    # prediction must fill it in for specs without a face_box. The head moves right around the
+    # clip's middle frame only: the first box found (the middle frame's) differs from the median
+    # of the three detection frames'.
     frames = _frames(2.5)
     for index in range(35, 50):
         frames[index] = np.roll(frames[index], 40, axis=1)

@@ -14,10 +14,10 @@ In each frame the face taken is the largest whose centre lies in a search region
 centre, where CREMA-D's actors sit. Every frame of a clip shares one crop, the clip's face box made
 square with a margin; per ``face_box`` that box is
 
-- ``first`` (default): the face of the first searched frame that shows one, searching from the
-  clip's middle outwards, so that a clip whose middle frame shows the face costs one detection;
-- ``median``: the median of the faces of all ``detection_frames``, which ignores one stray
-  detection at three times the cost.
+- ``median`` (default): the median of the faces of all ``detection_frames``, which ignores one
+  stray detection;
+- ``first``: the face of the first searched frame that shows one, searching from the clip's
+  middle outwards, so that a clip whose middle frame shows the face costs one detection.
 
 Both find a face in the same clips: in any of the searched frames. When none shows a face the
 clip is handled per ``on_no_face``. Each clip's issues say which method found its face
@@ -57,7 +57,7 @@ class FaceFramesConfig:
     size: int = 112
     face_detector: str = "blazeface"
     detection_frames: int = 3
-    face_box: str = "first"
+    face_box: str = "median"
     min_face_score: float = MIN_SCORE
     margin: float = 0.2
     search_width: float = 0.6

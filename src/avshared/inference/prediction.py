@@ -189,8 +189,7 @@ def _video_windows(
         if windows is None:
             info = media.probe_video(job.video_path)
             windows = window_count(info.duration_s, spec["window_s"])
-        # A model saved before face_box existed was trained on median boxes.
-        config = FaceFramesConfig(**{"face_box": "median", **spec["features"]["video"]})
+        config = FaceFramesConfig(**spec["features"]["video"])
         # num_frames spread over each of `windows` equal spans are exactly the frames of one
         # sampling of windows * num_frames over the whole recording.
         item = extract_clip_face_frames(
